@@ -1,0 +1,67 @@
+"""Structured logs: one JSON object per line on stderr, or a console view on a TTY.
+
+Every event has an ISO-8601 UTC ``timestamp``, a ``level`` and a dotted
+``event`` name.  A last processor replaces any known secret in any string
+field by ``***``, so a password can never reach the log even by accident.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+_secrets: list[str] = []
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Register values that must be redacted from every later log line."""
+    for secret in secrets:
+        if secret and secret not in _secrets:
+            _secrets.append(secret)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _secrets:
+        for key in list(event):
+            event[key] = _scrub(event[key])
+    return event
+
+
+def configure(fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Set up structlog; ``fmt`` is ``auto``, ``json`` or ``console``."""
+    out = stream or sys.stderr
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if console
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> Any:
+    return structlog.get_logger()
