@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from . import _env, _exit_codes, _logging, _signals, _termination
 from ._errors import ConfigError, Interrupted, PreflightError, redact
-from ._plan import explain_options, resolve
+from ._plan import explain, resolve
 
 COMMANDS = ("check", "explain")
 
@@ -79,28 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _explain(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> int:
     secrets = _env.secret_values(environ)
     try:
-        settings, options = _env.load(environ, overrides)
+        document = explain(environ, overrides)
+        code = 0
     except ConfigError as exc:
-        document: dict[str, Any] = {
+        document = {
             "error": exc.exit_class.name,
             "exit_code": exc.exit_code,
             "problems": [{"variable": p.variable, "message": p.message} for p in exc.problems],
         }
         code = exc.exit_code
-    else:
-        if settings.engine == "sqlite":
-            document = {
-                "engine": "sqlite",
-                "kind": None,
-                "database": settings.database,
-                "check": "skipped: SQLite has no server to check",
-                "warnings": [],
-            }
-        else:
-            document = resolve(settings).explain()
-            document["preflight"] = explain_options(options)
-        code = 0
-    print(redact(json.dumps(document, indent=2), secrets))
+    print(json.dumps(redact(document, secrets), indent=2))
     return code
 
 

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import _exit_codes
 from ._exit_codes import ExitClass
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of a secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every secret in every string inside it replaced by ``***``.
+
+    Works on strings and on dicts and lists of them (a log event, a JSON
+    document), so a structure stays valid after redaction.
+    """
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

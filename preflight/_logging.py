@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from ._errors import redact
+
 _secrets: list[str] = []
 
 
@@ -23,22 +25,10 @@ def add_secrets(secrets: Iterable[str]) -> None:
             _secrets.append(secret)
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        for secret in _secrets:
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
-
-
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if _secrets:
         for key in list(event):
-            event[key] = _scrub(event[key])
+            event[key] = redact(event[key], _secrets)
     return event
 
 

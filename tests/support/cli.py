@@ -39,10 +39,20 @@ def isolated(command: Sequence[str], hosts: Mapping[str, str], workdir: Path) ->
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     script = (
         f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts && "
-        f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf && exec \"$@\""
+        f'mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf && exec "$@"'
     )
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
-            *command]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *command,
+    ]
 
 
 @dataclass

@@ -170,7 +170,11 @@ class LocalServer:
             (self.datadir / "server.crt").write_text(chain)
             (self.datadir / "server.key").write_text(key)
             os.chmod(self.datadir / "server.key", 0o600)
-            settings |= {"ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"}
+            settings |= {
+                "ssl": "on",
+                "ssl_cert_file": "'server.crt'",
+                "ssl_key_file": "'server.key'",
+            }
         settings |= self.config.settings
         with open(self.datadir / "postgresql.conf", "a") as conf:
             for key, value in settings.items():
@@ -192,8 +196,17 @@ class LocalServer:
 
     def stop(self) -> None:
         subprocess.run(
-            [*_as_server_user(), str(self.bindir / "pg_ctl"), "-D", str(self.datadir),
-             "-m", "immediate", "-s", "-w", "stop"],
+            [
+                *_as_server_user(),
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "immediate",
+                "-s",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
         )
@@ -214,7 +227,10 @@ class LocalServer:
     def admin(self) -> Iterator[psycopg.Connection[Any]]:
         """A superuser connection over the Unix socket (trust)."""
         with psycopg.connect(
-            host=str(self.dir), port=self.port, user=SUPERUSER, dbname="postgres",
+            host=str(self.dir),
+            port=self.port,
+            user=SUPERUSER,
+            dbname="postgres",
             autocommit=True,
         ) as conn:
             yield conn
@@ -248,8 +264,12 @@ class DockerServer:
     @contextlib.contextmanager
     def admin(self) -> Iterator[psycopg.Connection[Any]]:
         with psycopg.connect(
-            host=self.host, port=self.port, user=SUPERUSER, password=APP_PASSWORD + "-admin",
-            dbname="postgres", autocommit=True,
+            host=self.host,
+            port=self.port,
+            user=SUPERUSER,
+            password=APP_PASSWORD + "-admin",
+            dbname="postgres",
+            autocommit=True,
         ) as conn:
             yield conn
 

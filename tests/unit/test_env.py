@@ -1,0 +1,250 @@
+"""The environment contract: parsing, defaults, every validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from preflight import ConfigError, Kind, Options, Secret, load
+
+PASSWORD = "Xy9-contract'secret@:/%"
+BASE = {
+    "SQL_HOST": "db",
+    "SQL_DATABASE": "balancer",
+    "SQL_USER": "balancer",
+    "SQL_PASSWORD": PASSWORD,
+}
+
+
+def problems(env: dict[str, str]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    return {p.variable: p.message for p in info.value.problems}
+
+
+def test_defaults() -> None:
+    """Port 5432, PostgreSQL engine and the documented PREFLIGHT_* defaults."""
+    settings, options = load(BASE)
+    assert settings.engine == "postgresql"
+    assert settings.port == 5432
+    assert settings.password == Secret(PASSWORD)
+    assert settings.sslmode is None
+    assert options == Options()
+    assert (options.timeout, options.connect_timeout) == (60.0, 5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable", "message"),
+    [
+        ({"SQL_PORT": "54x2"}, "SQL_PORT", '"54x2" is not a port number'),
+        ({"SQL_PORT": "0"}, "SQL_PORT", "0 is outside the port range 1-65535"),
+        ({"SQL_PORT": "65536"}, "SQL_PORT", "65536 is outside the port range 1-65535"),
+        ({"SQL_HOST": "postgres://db"}, "SQL_HOST", "looks like a URL"),
+        ({"SQL_HOST": "db:5432"}, "SQL_HOST", "set SQL_HOST=db and SQL_PORT=5432"),
+        ({"SQL_HOST": "[::1]:5432"}, "SQL_HOST", "set SQL_HOST=::1 and SQL_PORT=5432"),
+        ({"SQL_HOST": "a,b"}, "SQL_HOST", "several hosts"),
+        ({"SQL_HOST": "bad host"}, "SQL_HOST", "not a valid host name"),
+        ({"SQL_HOST": "user@db"}, "SQL_HOST", "contains '@'"),
+        ({"SQL_HOST": ""}, "SQL_HOST", "is not set"),
+        ({"SQL_DATABASE": " "}, "SQL_DATABASE", "is not set"),
+        ({"SQL_USER": ""}, "SQL_USER", "is not set"),
+        ({"SQL_SSL_MODE": "required"}, "SQL_SSL_MODE", "did you mean require?"),
+        ({"SQL_SSL_MODE": "on"}, "SQL_SSL_MODE", "is not one of disable, allow"),
+        ({"SQL_ENGINE": "django.db.backends.mysql"}, "SQL_ENGINE", "is not supported"),
+        ({"SQL_CONNECTION_TYPE": "rds"}, "SQL_CONNECTION_TYPE", "is not one of local, aws-rds"),
+        ({"SQL_PASSWORD_FILE": "/x"}, "SQL_PASSWORD_FILE", "together with SQL_PASSWORD"),
+        ({"PREFLIGHT_TIMEOUT": "soon"}, "PREFLIGHT_TIMEOUT", "is not a number of seconds"),
+        ({"PREFLIGHT_TIMEOUT": "-1"}, "PREFLIGHT_TIMEOUT", "0 or more"),
+        ({"PREFLIGHT_CONNECT_TIMEOUT": "1"}, "PREFLIGHT_CONNECT_TIMEOUT", "below 2 seconds"),
+        ({"PREFLIGHT_JITTER": "2"}, "PREFLIGHT_JITTER", "not between 0 and 1"),
+        ({"PREFLIGHT_BACKOFF_INITIAL": "0"}, "PREFLIGHT_BACKOFF_INITIAL", "more than 0"),
+        ({"PREFLIGHT_BACKOFF_MAX": "0.05"}, "PREFLIGHT_BACKOFF_MAX", "less than"),
+        ({"PREFLIGHT_RETRY_AUTH": "maybe"}, "PREFLIGHT_RETRY_AUTH", "yes/no"),
+        ({"PREFLIGHT_LOG_FORMAT": "xml"}, "PREFLIGHT_LOG_FORMAT", "auto, json, console"),
+        (
+            {"PREFLIGHT_REQUIRE_EXTENSIONS": "vector,pg trgm"},
+            "PREFLIGHT_REQUIRE_EXTENSIONS",
+            '"pg trgm" is not an extension name',
+        ),
+    ],
+)
+def test_each_problem_names_variable_and_fault(
+    overrides: dict[str, str], variable: str, message: str
+) -> None:
+    """Every invalid value is reported with its variable and what is wrong."""
+    found = problems({**BASE, **overrides})
+    assert message in found[variable]
+
+
+def test_every_problem_at_once() -> None:
+    """Validation reports all problems in one go, not the first one only."""
+    found = problems(
+        {"SQL_PORT": "54x2", "SQL_SSL_MODE": "nope", "PREFLIGHT_TIMEOUT": "x", "SQL_PASSWORD": "p"}
+    )
+    assert {
+        "SQL_HOST",
+        "SQL_PORT",
+        "SQL_DATABASE",
+        "SQL_USER",
+        "SQL_SSL_MODE",
+        "PREFLIGHT_TIMEOUT",
+    } <= found.keys()
+
+
+def test_config_error_exit_code_and_no_password() -> None:
+    """A config error exits 3 and its text never holds the password."""
+    with pytest.raises(ConfigError) as info:
+        load({**BASE, "SQL_HOST": PASSWORD})
+    assert info.value.exit_code == 3
+    assert PASSWORD not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"),
+    [(" Require ", "require"), ("VERIFY-FULL", "verify-full"), ("disable\n", "disable")],
+)
+def test_ssl_mode_forgives_case_and_space(raw: str, mode: str) -> None:
+    """Surrounding whitespace and case are forgiven in SQL_SSL_MODE."""
+    settings, _ = load({**BASE, "SQL_SSL_MODE": raw})
+    assert settings.sslmode == mode
+
+
+@pytest.mark.parametrize(
+    "engine", ["django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"]
+)
+def test_postgresql_engines(engine: str) -> None:
+    """Both spellings of Django's PostgreSQL engine are accepted."""
+    assert load({**BASE, "SQL_ENGINE": engine})[0].engine == "postgresql"
+
+
+def test_sqlite_needs_nothing_else() -> None:
+    """The sqlite engine needs no host, user or database."""
+    settings, _ = load({"SQL_ENGINE": "django.db.backends.sqlite3"})
+    assert settings.engine == "sqlite"
+
+
+def test_connection_type_is_read() -> None:
+    """SQL_CONNECTION_TYPE is parsed into a Kind."""
+    settings, _ = load({**BASE, "SQL_CONNECTION_TYPE": " AWS-RDS "})
+    assert settings.connection_type is Kind.AWS_RDS
+
+
+def test_password_file(tmp_path: Path) -> None:
+    """SQL_PASSWORD_FILE is read, without its trailing newline."""
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    env = {k: v for k, v in BASE.items() if k != "SQL_PASSWORD"}
+    settings, _ = load({**env, "SQL_PASSWORD_FILE": str(secret)})
+    assert settings.password == Secret(PASSWORD)
+    assert settings.password_source == "SQL_PASSWORD_FILE"
+
+
+def test_password_file_missing() -> None:
+    """A password file that cannot be read is a configuration error."""
+    env = {k: v for k, v in BASE.items() if k != "SQL_PASSWORD"}
+    found = problems({**env, "SQL_PASSWORD_FILE": "/nonexistent/password"})
+    assert "cannot read /nonexistent/password" in found["SQL_PASSWORD_FILE"]
+
+
+def test_secret_never_shows() -> None:
+    """repr and str of a Secret hide the value."""
+    assert PASSWORD not in repr(Secret(PASSWORD)) + str(Secret(PASSWORD))
+
+
+# --- DATABASE_URL ---
+
+URL = "postgres://balancer:Xy9-contract%27secret%40%3A%2F%25@db.example.com:6432/balancer?sslmode=verify-full"
+
+
+def test_database_url_alone() -> None:
+    """DATABASE_URL alone supplies every connection setting, percent-decoded."""
+    settings, _ = load({"DATABASE_URL": URL})
+    assert (settings.host, settings.port, settings.database, settings.user) == (
+        "db.example.com",
+        6432,
+        "balancer",
+        "balancer",
+    )
+    assert settings.password == Secret(PASSWORD)
+    assert settings.sslmode == "verify-full"
+    assert settings.source == "DATABASE_URL"
+
+
+def test_database_url_agreeing_variables_are_fine() -> None:
+    """SQL_* may repeat what the URL says, or fill in what it leaves out."""
+    settings, _ = load(
+        {"DATABASE_URL": URL, "SQL_HOST": "DB.example.com.", "SQL_SSL_ROOT_CERT": "/ca.pem"}
+    )
+    assert settings.sslrootcert == "/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SQL_HOST", "other"),
+        ("SQL_PORT", "5432"),
+        ("SQL_DATABASE", "x"),
+        ("SQL_USER", "x"),
+        ("SQL_SSL_MODE", "disable"),
+    ],
+)
+def test_database_url_conflict_is_an_error(variable: str, value: str) -> None:
+    """A SQL_* value that contradicts DATABASE_URL is an error, not a guess."""
+    assert "conflicts with" in problems({"DATABASE_URL": URL, variable: value})[variable]
+
+
+def test_database_url_password_conflict_hides_both() -> None:
+    """A conflicting password is reported without either value."""
+    with pytest.raises(ConfigError) as info:
+        load({"DATABASE_URL": URL, "SQL_PASSWORD": "another-secret"})
+    text = str(info.value)
+    assert "differs from the password in DATABASE_URL" in text
+    assert PASSWORD not in text
+    assert "another-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:pw9x@h/d", 'scheme "mysql"'),
+        ("postgres://u:pw9x@h:99999/d", "port"),
+        ("postgres://u:pw9x@h/d?foo=1", '"foo" is not supported'),
+    ],
+)
+def test_database_url_errors(url: str, message: str) -> None:
+    """A bad DATABASE_URL is named without echoing the URL."""
+    found = problems({"DATABASE_URL": url})
+    assert message in found["DATABASE_URL"]
+    assert "pw9x" not in found["DATABASE_URL"]
+
+
+def test_database_url_socket_directory() -> None:
+    """A percent-encoded socket directory keeps its case."""
+    settings, _ = load({"DATABASE_URL": "postgresql://u@%2FRun%2Fpg/db"})
+    assert settings.host == "/Run/pg"
+
+
+def test_database_url_with_sqlite_engine_conflicts() -> None:
+    """DATABASE_URL with SQL_ENGINE=sqlite3 is a conflict."""
+    found = problems({"DATABASE_URL": URL, "SQL_ENGINE": "django.db.backends.sqlite3"})
+    assert "DATABASE_URL" in found
+
+
+# --- properties ---
+
+
+@given(host=st.text(max_size=300), port=st.text(max_size=12))
+def test_no_host_or_port_crashes_the_parser(host: str, port: str) -> None:
+    """Any SQL_HOST/SQL_PORT either loads or raises ConfigError, never crashes."""
+    env = {**BASE, "SQL_HOST": host, "SQL_PORT": port}
+    if "\x00" in host + port:
+        return  # an environment cannot hold NUL
+    try:
+        settings, _ = load(env)
+    except ConfigError as exc:
+        assert exc.problems
+    else:
+        assert 1 <= settings.port <= 65535

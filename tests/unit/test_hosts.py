@@ -1,0 +1,94 @@
+"""Host classification: one row per rule of the README table, and properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from preflight import Kind, classify_host
+
+CASES = [
+    # local
+    ("localhost", Kind.LOCAL, None),
+    ("LOCALHOST.", Kind.LOCAL, None),
+    ("127.0.0.1", Kind.LOCAL, None),
+    ("127.8.9.10", Kind.LOCAL, None),
+    ("::1", Kind.LOCAL, None),
+    ("[::1]", Kind.LOCAL, None),
+    ("/var/run/postgresql", Kind.LOCAL, None),
+    # aws-rds
+    ("mydb.abc123xyz.us-east-1.rds.amazonaws.com", Kind.AWS_RDS, None),
+    ("MyDB.abc123xyz.eu-west-1.RDS.amazonaws.com.", Kind.AWS_RDS, None),
+    ("app.cluster-abc123.eu-central-1.rds.amazonaws.com", Kind.AWS_RDS, None),
+    ("app.cluster-ro-abc123.eu-central-1.rds.amazonaws.com", Kind.AWS_RDS, None),
+    ("app.cluster-custom-abc123.eu-central-1.rds.amazonaws.com", Kind.AWS_RDS, None),
+    ("app-proxy.proxy-abc123.us-west-2.rds.amazonaws.com", Kind.AWS_RDS, None),
+    ("mydb.abc123.rds.cn-north-1.amazonaws.com.cn", Kind.AWS_RDS, None),
+    ("mydb.abc123.cn-north-1.rds.amazonaws.com.cn", Kind.AWS_RDS, None),
+    # cloudnativepg
+    ("balancer-postgres-rw", Kind.CLOUDNATIVEPG, "rw"),
+    ("balancer-postgres-ro", Kind.CLOUDNATIVEPG, "ro"),
+    ("balancer-postgres-r", Kind.CLOUDNATIVEPG, "r"),
+    ("balancer-postgres-rw.prod", Kind.CLOUDNATIVEPG, "rw"),
+    ("balancer-postgres-rw.prod.svc", Kind.CLOUDNATIVEPG, "rw"),
+    ("balancer-postgres-rw.prod.svc.cluster.local", Kind.CLOUDNATIVEPG, "rw"),
+    ("Balancer-Postgres-RO.prod.svc.corp.example.", Kind.CLOUDNATIVEPG, "ro"),
+    ("pg.prod.svc.cluster.local", Kind.CLOUDNATIVEPG, None),
+    # internal
+    ("db", Kind.INTERNAL, None),
+    ("postgres", Kind.INTERNAL, None),
+    ("db.prod", Kind.INTERNAL, None),
+    ("my_db", Kind.INTERNAL, None),
+    ("postgres.prod.svc", Kind.INTERNAL, None),
+    ("postgres.prod.svc.corp.example", Kind.INTERNAL, None),
+    ("server", Kind.INTERNAL, None),  # ends in "r" but not "-r"
+    # external
+    ("db.example.com", Kind.EXTERNAL, None),
+    ("balancer-postgres-rw.example.com", Kind.EXTERNAL, None),
+    ("10.0.0.5", Kind.EXTERNAL, None),
+    ("fe80::1", Kind.EXTERNAL, None),
+    ("[2001:db8::5]", Kind.EXTERNAL, None),
+    ("rds.amazonaws.com.evil.example", Kind.EXTERNAL, None),
+]
+
+
+@pytest.mark.parametrize(("host", "kind", "role"), CASES)
+def test_classification_table(host: str, kind: Kind, role: str | None) -> None:
+    """Each host lands in the kind (and role) the README table gives it."""
+    result = classify_host(host)
+    assert (result.kind, result.role) == (kind, role)
+    assert result.evidence
+
+
+def test_every_kind_has_a_case() -> None:
+    """The table above exercises every kind."""
+    assert {kind for _, kind, _ in CASES} == set(Kind)
+
+
+@pytest.mark.parametrize(
+    ("host", "phrase"),
+    [
+        ("app.cluster-ro-x.eu-central-1.rds.amazonaws.com", "Aurora reader endpoint"),
+        ("p.proxy-x.us-west-2.rds.amazonaws.com", "RDS Proxy endpoint"),
+        ("balancer-postgres-rw", "ends in -rw"),
+        ("127.0.0.1", "loopback"),
+    ],
+)
+def test_evidence_names_the_rule(host: str, phrase: str) -> None:
+    """The evidence sentence says which rule matched."""
+    assert phrase in classify_host(host).evidence
+
+
+@given(st.text())
+def test_any_string_classifies(host: str) -> None:
+    """No string crashes classification; every result is one of the five kinds."""
+    assert classify_host(host).kind in set(Kind)
+
+
+@given(st.sampled_from([h for h, _, _ in CASES]))
+def test_case_and_trailing_dot_do_not_matter(host: str) -> None:
+    """Names compare case-insensitively with a trailing dot ignored."""
+    if host.startswith("/") or ":" in host:
+        return
+    assert classify_host(host.rstrip(".").upper() + ".").kind == classify_host(host).kind
