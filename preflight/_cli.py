@@ -24,14 +24,19 @@ COMMANDS = ("check", "explain")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as a structured ``usage`` failure (exit 2)."""
 
+    termination_log = _env.Options.termination_log
+
     def error(self, message: str) -> NoReturn:
+        hint = "run `preflight --help`"
         _logging.get_logger().error(
             "preflight.failed",
             **{"class": _exit_codes.USAGE.name},
             exit_code=_exit_codes.USAGE.code,
+            reason="usage",
             message=message,
-            hint="run `preflight --help`",
+            hint=hint,
         )
+        _termination.write(self.termination_log, f"usage: {message} - {hint}")
         raise SystemExit(_exit_codes.USAGE.code)
 
 
@@ -46,7 +51,7 @@ def _flag_type(spec: _env.OptionSpec) -> Any:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="preflight",
         description=(
@@ -106,10 +111,14 @@ def _fail(log: Any, exc: PreflightError, termination_log: str, **extra: Any) -> 
     return exc.exit_code
 
 
+def _termination_log(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
+    """Where the termination message goes, even when the rest of the config is bad."""
+    configured = overrides.get("termination_log") or environ.get("PREFLIGHT_TERMINATION_LOG")
+    return (configured or "").strip() or _env.Options.termination_log
+
+
 def _check(environ: Mapping[str, str], overrides: Mapping[str, Any], log: Any) -> int:
-    termination_log = overrides.get("termination_log") or environ.get(
-        "PREFLIGHT_TERMINATION_LOG", _env.Options.termination_log
-    )
+    termination_log = _termination_log(environ, overrides)
     try:
         settings, options = _env.load(environ, overrides)
     except ConfigError as exc:
@@ -181,7 +190,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     _logging.configure(early_format)
     log = _logging.get_logger()
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        parser.termination_log = _termination_log(environ, {})
+        args = parser.parse_args(argv)
         overrides = {
             spec.name: getattr(args, spec.name)
             for spec in _env.OPTION_SPECS

@@ -73,8 +73,8 @@ REASONS: dict[str, Reason] = {
         Reason(
             "auth_failed",
             AuthFailed,
-            "check SQL_USER and SQL_PASSWORD (or the secret behind them), that the role "
-            "may log in to this database, and pg_hba.conf",
+            "check SQL_USER, SQL_PASSWORD (or the secret behind them) and SQL_DATABASE, "
+            "that the role may log in to that database, and pg_hba.conf",
         ),
         Reason(
             "database_missing",

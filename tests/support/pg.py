@@ -94,6 +94,7 @@ class ServerConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     hba: Sequence[str] = (
         "local all all trust",
+        "local replication all trust",
         "host all all 127.0.0.1/32 scram-sha-256",
         "host all all ::1/128 scram-sha-256",
     )
@@ -180,6 +181,44 @@ class LocalServer:
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
         (self.datadir / "pg_hba.conf").write_text("\n".join(self.config.hba) + "\n")
+
+    @classmethod
+    def standby_of(cls, primary: LocalServer, template: Template, name: str) -> LocalServer:
+        """A streaming standby of ``primary`` (pg_basebackup -R), not yet started."""
+        standby = cls.__new__(cls)
+        standby.bindir = primary.bindir
+        standby.config = ServerConfig()
+        standby.port = free_port()
+        standby.host = "127.0.0.1"
+        standby.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=template.base))
+        standby.datadir = standby.dir / "data"
+        standby.logfile = standby.dir / "server.log"
+        _chown_to_server_user(standby.dir)
+        subprocess.run(
+            [
+                *_as_server_user(),
+                str(primary.bindir / "pg_basebackup"),
+                "-h",
+                str(primary.dir),
+                "-p",
+                str(primary.port),
+                "-U",
+                SUPERUSER,
+                "-D",
+                str(standby.datadir),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "--checkpoint=fast",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        with open(standby.datadir / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {standby.port}\nunix_socket_directories = '{standby.dir}'\n")
+        _chown_to_server_user(standby.dir)
+        return standby
 
     def start(self, wait: bool = True) -> None:
         command = [

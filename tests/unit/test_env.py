@@ -245,6 +245,8 @@ def test_no_host_or_port_crashes_the_parser(host: str, port: str) -> None:
     try:
         settings, _ = load(env)
     except ConfigError as exc:
-        assert exc.problems
+        problems = exc.problems
     else:
+        problems = ()
         assert 1 <= settings.port <= 65535
+    assert problems or settings

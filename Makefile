@@ -1,0 +1,43 @@
+# The two commands a new machine needs: `make demo` and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint system-deps venv clean
+
+# Create the virtual environment from the hash-locked requirements.
+$(STAMP): requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests and the demo use (PostgreSQL server binaries,
+# buildah/debootstrap for the image test, kubectl/kustomize, docker-compose).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+# Start a throwaway PostgreSQL, run the preflight against it, show the plans.
+demo: system-deps $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check preflight tests scripts benchmarks
+	$(BIN)/ruff format --check preflight tests scripts benchmarks
+	$(BIN)/mypy --strict preflight
+
+# The whole suite, slow image and manifest tests included (what CI runs).
+test: system-deps lint
+	$(BIN)/pytest
+
+# Everything but the tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

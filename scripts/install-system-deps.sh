@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the Debian packages the demo and the tests need, where they are missing.
+# Idempotent: installs nothing when everything is there.
+set -euo pipefail
+
+missing=()
+have_pg_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+have_pg_server || missing+=(postgresql postgresql-contrib)
+command -v buildah >/dev/null || missing+=(buildah)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v kubectl >/dev/null || missing+=(kubectl)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v unshare >/dev/null || missing+=(util-linux)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's postgresql package starts a cluster of its own; the tests use their own servers.
+if command -v pg_ctlcluster >/dev/null; then
+  service postgresql stop >/dev/null 2>&1 || true
+fi
