@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
             message=message,
             hint=hint,
         )
-        _termination.write(self.termination_log, f"usage: {message} - {hint}")
+        _termination.write(self.termination_log, _logging.scrub(f"usage: {message} - {hint}"))
         raise SystemExit(_exit_codes.USAGE.code)
 
 
@@ -107,7 +107,7 @@ def _fail(log: Any, exc: PreflightError, termination_log: str, **extra: Any) -> 
         hint=exc.hint,
         **extra,
     )
-    _termination.write(termination_log, exc.one_line())
+    _termination.write(termination_log, _logging.scrub(exc.one_line()))
     return exc.exit_code
 
 

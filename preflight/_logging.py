@@ -25,6 +25,11 @@ def add_secrets(secrets: Iterable[str]) -> None:
             _secrets.append(secret)
 
 
+def scrub(value: Any) -> Any:
+    """``value`` with every registered secret replaced by ``***``."""
+    return redact(value, _secrets)
+
+
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if _secrets:
         for key in list(event):

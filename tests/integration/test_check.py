@@ -109,6 +109,14 @@ def test_missing_database(plain_server: Any, tmp_path: Path) -> None:
     assert 'database "nonexistent" does not exist' in failed["message"]
 
 
+def test_password_pasted_elsewhere_is_redacted(plain_server: Any, tmp_path: Path) -> None:
+    """The password used by mistake as the database name shows nowhere, not even
+    in the termination message that quotes the server's error."""
+    env = app_env(plain_server, tmp_path, SQL_DATABASE=APP_PASSWORD)
+    failed = run(env, tmp_path, 5).event("preflight.failed")
+    assert 'database "***" does not exist' in failed["message"]
+
+
 def test_extensions_present(plain_server: Any, tmp_path: Path) -> None:
     """Installed and creatable extensions pass, each reported in its own list."""
     with psycopg.connect(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -25,11 +26,18 @@ def base_env(**variables: str) -> dict[str, str]:
     return env
 
 
-def isolated(command: Sequence[str], hosts: Mapping[str, str], workdir: Path) -> list[str]:
+def isolated(
+    command: Sequence[str],
+    hosts: Mapping[str, str],
+    workdir: Path,
+    mounts: Mapping[str, Path] | None = None,
+) -> list[str]:
     """Wrap ``command`` in a private mount namespace whose /etc/hosts maps ``hosts``.
 
     The machine's own /etc/hosts is never touched; resolv.conf points at a
     loopback port where nothing answers, so unknown names fail at once.
+    ``mounts`` maps a directory path (as a pod would see a volume) to a host
+    directory whose files appear there, inside the namespace only.
     """
     hosts_file = workdir / "hosts"
     lines = ["127.0.0.1 localhost", "::1 localhost"]
@@ -37,10 +45,13 @@ def isolated(command: Sequence[str], hosts: Mapping[str, str], workdir: Path) ->
     hosts_file.write_text("\n".join(lines) + "\n")
     resolv = workdir / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    script = (
-        f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts && "
-        f'mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf && exec "$@"'
-    )
+    steps = [
+        f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts",
+        f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf",
+    ]
+    for number, (target, source) in enumerate((mounts or {}).items()):
+        steps.append(_volume(Path(target), source, workdir / f"volume-{number}"))
+    script = " && ".join([*steps, 'exec "$@"'])
     return [
         "unshare",
         "--mount",
@@ -53,6 +64,23 @@ def isolated(command: Sequence[str], hosts: Mapping[str, str], workdir: Path) ->
         "sh",
         *command,
     ]
+
+
+def _volume(target: Path, source: Path, shadow: Path) -> str:
+    """The shell step that makes ``source``'s files appear at ``target``.
+
+    A target that does not exist yet gets a copy of its nearest existing
+    ancestor with the target added, bound over that ancestor.
+    """
+    if target.is_dir():
+        return f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"
+    ancestor = target.parent
+    while not ancestor.is_dir():
+        ancestor = ancestor.parent
+    assert str(ancestor) not in ("/", "/etc"), f"will not shadow {ancestor} for {target}"
+    shutil.copytree(ancestor, shadow, symlinks=True)
+    shutil.copytree(source, shadow / target.relative_to(ancestor))
+    return f"mount --bind {shlex.quote(str(shadow))} {shlex.quote(str(ancestor))}"
 
 
 @dataclass
@@ -95,13 +123,14 @@ def run(
     *args: str,
     hosts: Mapping[str, str] | None = None,
     workdir: Path | None = None,
+    mounts: Mapping[str, Path] | None = None,
     timeout: float = 120,
     json_stderr: bool = True,
 ) -> Run:
     command = preflight_command(*args)
     if hosts is not None:
         assert workdir is not None
-        command = isolated(command, hosts, workdir)
+        command = isolated(command, hosts, workdir, mounts)
     start = time.monotonic()
     done = subprocess.run(
         command, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False

@@ -99,6 +99,17 @@ class ServerConfig:
         "host all all ::1/128 scram-sha-256",
     )
     tls: tuple[str, str] | None = None  # (certificate chain PEM, key PEM)
+    # Extra SQL-only extensions {name: control file text}, visible to this server
+    # alone through a private mount namespace (the machine's files stay as they are).
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+# Debian 12 ships no pgvector; the manifest tests need a server that offers
+# "vector", so they get this empty stand-in (named as such in its comment).
+VECTOR_STANDIN = {
+    "vector": "comment = 'test stand-in for pgvector (no objects)'\n"
+    "default_version = '0.0.0'\nrelocatable = true\ntrusted = true\n"
+}
 
 
 class Template:
@@ -220,8 +231,29 @@ class LocalServer:
         _chown_to_server_user(standby.dir)
         return standby
 
+    def _extension_overlay(self) -> list[str]:
+        """A prefix that starts the server with extra extensions, or nothing."""
+        if not self.config.extensions:
+            return []
+        sharedir = subprocess.run(
+            [str(self.bindir / "pg_config"), "--sharedir"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        system_dir = Path(sharedir) / "extension"
+        overlay = self.dir / "extension"
+        if not overlay.exists():
+            shutil.copytree(system_dir, overlay)
+            for name, control in self.config.extensions.items():
+                (overlay / f"{name}.control").write_text(control)
+                (overlay / f"{name}--0.0.0.sql").write_text("-- no objects\n")
+        script = f"mount --bind '{overlay}' '{system_dir}' && exec \"$@\""
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"]
+
     def start(self, wait: bool = True) -> None:
         command = [
+            *self._extension_overlay(),
             *_as_server_user(),
             str(self.bindir / "pg_ctl"),
             "-D",
