@@ -231,10 +231,14 @@ class LocalServer:
         _chown_to_server_user(standby.dir)
         return standby
 
-    def _extension_overlay(self) -> list[str]:
-        """A prefix that starts the server with extra extensions, or nothing."""
+    def extension_mount(self) -> str | None:
+        """A shell step that shows this server its extra extensions, or None.
+
+        The step bind-mounts a copy of the extension directory over the
+        system one; run it inside a private mount namespace only.
+        """
         if not self.config.extensions:
-            return []
+            return None
         sharedir = subprocess.run(
             [str(self.bindir / "pg_config"), "--sharedir"],
             capture_output=True,
@@ -248,12 +252,18 @@ class LocalServer:
             for name, control in self.config.extensions.items():
                 (overlay / f"{name}.control").write_text(control)
                 (overlay / f"{name}--0.0.0.sql").write_text("-- no objects\n")
-        script = f"mount --bind '{overlay}' '{system_dir}' && exec \"$@\""
+        return f"mount --bind '{overlay}' '{system_dir}'"
+
+    def _extension_overlay(self) -> list[str]:
+        step = self.extension_mount()
+        if step is None:
+            return []
+        script = f'{step} && exec "$@"'
         return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"]
 
-    def start(self, wait: bool = True) -> None:
-        command = [
-            *self._extension_overlay(),
+    def server_command(self, action: str, *options: str) -> list[str]:
+        """``pg_ctl`` for this server, run as the unprivileged server user."""
+        return [
             *_as_server_user(),
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -261,25 +271,19 @@ class LocalServer:
             "-l",
             str(self.logfile),
             "-s",
+            *options,
+            action,
         ]
-        command += ["-w", "-t", "30", "start"] if wait else ["-W", "start"]
-        subprocess.run(command, check=True)
+
+    def start(self, wait: bool = True) -> None:
+        options = ["-w", "-t", "30"] if wait else ["-W"]
+        subprocess.run(
+            [*self._extension_overlay(), *self.server_command("start", *options)], check=True
+        )
 
     def stop(self) -> None:
         subprocess.run(
-            [
-                *_as_server_user(),
-                str(self.bindir / "pg_ctl"),
-                "-D",
-                str(self.datadir),
-                "-m",
-                "immediate",
-                "-s",
-                "-w",
-                "stop",
-            ],
-            check=False,
-            capture_output=True,
+            self.server_command("stop", "-m", "immediate", "-w"), check=False, capture_output=True
         )
 
     def wait_ready(self, timeout: float = 30) -> None:
