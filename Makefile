@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps venv clean
+.PHONY: demo test test-fast lint system-deps venv clean bench
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -41,3 +41,7 @@ test-fast: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Benchmarks (not part of `make test`; a smoke of them is): writes benchmarks/RESULTS.md.
+bench: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks.run

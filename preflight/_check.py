@@ -8,7 +8,7 @@ from ._env import Options
 from ._errors import PreflightError
 from ._plan import Plan
 from ._probe import ServerFacts, probe, require
-from ._retry import Deadline, retrying
+from ._retry import Deadline, is_retryable, retrying
 
 
 class Result:
@@ -42,7 +42,22 @@ def check(plan: Plan, options: Options, log: Any) -> Result:
         )
 
     try:
-        facts = retrying(options, deadline, on_retry)(attempt)
+        try:
+            facts = attempt()
+        except PreflightError as first:
+            if not is_retryable(first, options.retry_auth):
+                raise
+            # The retry loop (and tenacity) load only now: a database that is
+            # up at once never pays for them.  The loop replays the first
+            # failure as its attempt 1, so logging and delays are as usual.
+            replay = [first]
+
+            def again() -> ServerFacts:
+                if replay:
+                    raise replay.pop()
+                return attempt()
+
+            facts = retrying(options, deadline, on_retry)(again)
         require(facts)
     except PreflightError as exc:
         exc.attempts = attempts

@@ -24,7 +24,7 @@ COMMANDS = ("check", "explain")
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as a structured ``usage`` failure (exit 2)."""
 
-    termination_log = _env.Options.termination_log
+    termination_log = _termination.DEFAULT_PATH
 
     def error(self, message: str) -> NoReturn:
         hint = "run `preflight --help`"
@@ -114,7 +114,7 @@ def _fail(log: Any, exc: PreflightError, termination_log: str, **extra: Any) -> 
 def _termination_log(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
     """Where the termination message goes, even when the rest of the config is bad."""
     configured = overrides.get("termination_log") or environ.get("PREFLIGHT_TERMINATION_LOG")
-    return (configured or "").strip() or _env.Options.termination_log
+    return (configured or "").strip() or _termination.DEFAULT_PATH
 
 
 def _check(environ: Mapping[str, str], overrides: Mapping[str, Any], log: Any) -> int:

@@ -8,12 +8,10 @@ wrong.  No message ever contains a password.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._errors import ConfigError, Problem
@@ -26,6 +24,7 @@ POSTGRESQL_ENGINES = frozenset(
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 DEFAULT_ENGINE = "django.db.backends.postgresql"
 DEFAULT_PORT = 5432
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"  # where the kubelet looks
 URL_SCHEMES = ("postgres", "postgresql")
 CONNECTION_VARIABLES = (
     "SQL_HOST",
@@ -38,8 +37,9 @@ CONNECTION_VARIABLES = (
     "SQL_SSL_ROOT_CERT",
 )
 
-_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_EXTENSION = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
+# Plain strings: the re module compiles (and caches) them on first use only.
+_LABEL = r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$"
+_EXTENSION = r"^[a-z0-9_][a-z0-9_-]*$"
 
 
 class Secret:
@@ -65,8 +65,7 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class DatabaseSettings:
+class DatabaseSettings(NamedTuple):
     """What the app's environment says about its database, validated."""
 
     engine: str  # "postgresql" or "sqlite"
@@ -83,8 +82,7 @@ class DatabaseSettings:
     source: str = "SQL_*"  # or "DATABASE_URL"
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     """The preflight's own knobs (``PREFLIGHT_*`` variables and their flags)."""
 
     timeout: float = 60.0
@@ -94,7 +92,7 @@ class Options:
     jitter: float = 0.5
     require_extensions: tuple[str, ...] = ()
     retry_auth: bool = False
-    termination_log: str = "/dev/termination-log"
+    termination_log: str = DEFAULT_TERMINATION_LOG
     log_format: str = "auto"
 
 
@@ -140,7 +138,7 @@ def parse_fraction(text: str) -> float:
 
 def parse_extensions(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
-    bad = [n for n in names if not _EXTENSION.match(n)]
+    bad = [n for n in names if not re.match(_EXTENSION, n)]
     if bad:
         raise ValueError(f"{', '.join(map(_q, bad))} is not an extension name")
     return names
@@ -178,8 +176,7 @@ def parse_path(text: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class OptionSpec:
+class OptionSpec(NamedTuple):
     """One ``PREFLIGHT_*`` knob: its variable, its flag and how to read it."""
 
     name: str
@@ -187,7 +184,7 @@ class OptionSpec:
     flag: str
     parse: Callable[[str], Any]
     help: str
-    metavar: str = field(default="VALUE")
+    metavar: str = "VALUE"
 
 
 OPTION_SPECS: tuple[OptionSpec, ...] = (
@@ -333,7 +330,7 @@ def check_host(host: str) -> str | None:
     if "@" in raw:
         return "contains '@'; set the user in SQL_USER and the host name alone in SQL_HOST"
     labels = name.split(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(name) > 253 or not all(re.match(_LABEL, label) for label in labels):
         return f"{_q(raw)} is not a valid host name, IP address or socket directory"
     return None
 
@@ -351,6 +348,8 @@ def parse_port(text: str) -> int:
 def parse_sslmode(text: str) -> str:
     value = text.strip().lower()
     if value not in SSL_MODES:
+        import difflib  # only on this error path
+
         close = difflib.get_close_matches(value, SSL_MODES, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ValueError(f"{_q(text)} is not one of {', '.join(SSL_MODES)}{hint}")
@@ -377,11 +376,11 @@ def read_password_file(path: str) -> Secret:
     return Secret(_read_password_file(path))
 
 
-@dataclass
 class _Collector:
     """Accumulates values and problems while the environment is read."""
 
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
 
     def add(self, variable: str, message: str) -> None:
         self.problems.append(Problem(variable, message))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _exit_codes
 from ._exit_codes import ExitClass
@@ -22,14 +21,14 @@ def redact(value: Any, secrets: Iterable[str]) -> Any:
                 value = value.replace(secret, "***")
         return value
     if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
+        # Keys too: a password that happens to be part of a field name must not show.
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v, secrets) for v in value]
     return value
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with the configuration, naming the variable."""
 
     variable: str

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ExitClass:
+class ExitClass(NamedTuple):
     """One row of the exit-code table."""
 
     name: str

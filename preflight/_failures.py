@@ -9,7 +9,7 @@ servers produce.  Pure: it never imports psycopg.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._errors import (
     AuthFailed,
@@ -20,8 +20,7 @@ from ._errors import (
 )
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     """A reason: its failure class and the advice for a person."""
 
     name: str
@@ -121,8 +120,9 @@ REASONS: dict[str, Reason] = {
 }
 
 # (pattern, reason): first match wins, searched in the lower-cased message.
-PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), reason)
+# Plain strings: the re module compiles them on first use, not at import.
+PATTERNS: tuple[tuple[str, str], ...] = tuple(
+    (pattern, reason)
     for pattern, reason in (
         (r"failed to resolve host|could not translate host name", "dns"),
         (r"timeout expired", "timeout"),
@@ -172,7 +172,7 @@ def reason_for_message(message: str) -> str:
     """The reason for a libpq/psycopg message (``unknown`` when nothing matches)."""
     text = message.lower()
     for pattern, reason in PATTERNS:
-        if pattern.search(text):
+        if re.search(pattern, text):
             return reason
     return "unknown"
 

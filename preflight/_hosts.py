@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Kind(enum.StrEnum):
@@ -27,8 +27,7 @@ class Kind(enum.StrEnum):
         return self in (Kind.LOCAL, Kind.CLOUDNATIVEPG, Kind.INTERNAL)
 
 
-@dataclass(frozen=True)
-class HostClass:
+class HostClass(NamedTuple):
     """The result of classifying one host."""
 
     kind: Kind
@@ -67,10 +66,11 @@ RULES: tuple[tuple[Kind, str], ...] = (
     ),
 )
 
-_RDS_SUFFIX = re.compile(
+# Plain strings: compiled (and cached) by the re module on first use only.
+_RDS_SUFFIX = (
     r"(?:^|\.)(?P<suffix>rds\.amazonaws\.com(?:\.cn)?|rds\.[a-z0-9-]+\.amazonaws\.com\.cn)$"
 )
-_CNPG_ROLE = re.compile(r"^.+-(?P<role>rw|ro|r)$")
+_CNPG_ROLE = r"^.+-(?P<role>rw|ro|r)$"
 # What the Amazon endpoint's second label says about the endpoint.
 _RDS_ENDPOINTS = (
     ("cluster-custom-", "Aurora custom endpoint"),
@@ -109,7 +109,7 @@ def _is_loopback(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def cnpg_role(host: str) -> str | None:
     """The CloudNativePG role suffix of the first label (``rw``/``ro``/``r``), if any."""
-    match = _CNPG_ROLE.match(normalize_host(host).split(".", 1)[0])
+    match = re.match(_CNPG_ROLE, normalize_host(host).split(".", 1)[0])
     return match.group("role") if match else None
 
 
@@ -126,7 +126,7 @@ def classify_host(host: str) -> HostClass:
             return HostClass(Kind.LOCAL, f"{name} is a loopback address")
         return HostClass(Kind.EXTERNAL, f"{name} is an IP address that is not loopback")
 
-    rds = _RDS_SUFFIX.search(name)
+    rds = re.search(_RDS_SUFFIX, name)
     if rds is not None:
         labels = name.split(".")
         endpoint = "RDS instance endpoint"

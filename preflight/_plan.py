@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _env
 from ._env import DatabaseSettings, Options, Secret
@@ -17,8 +16,7 @@ from ._hosts import HostClass, Kind, classify_host, cnpg_role
 from ._sslmode import choose_sslmode
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """How to reach the database, and why."""
 
     kind: Kind

@@ -6,8 +6,7 @@ a classified :class:`PreflightError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -16,8 +15,7 @@ from ._failures import classify_failure, error_for
 from ._plan import Plan
 
 
-@dataclass(frozen=True)
-class Extensions:
+class Extensions(NamedTuple):
     """Required extensions, sorted by what a person must do about them."""
 
     installed: tuple[str, ...] = ()
@@ -38,15 +36,14 @@ class Extensions:
         }
 
 
-@dataclass(frozen=True)
-class ServerFacts:
+class ServerFacts(NamedTuple):
     """What one successful attempt learned about the server."""
 
     server_version: str
     tls: bool
     tls_protocol: str | None
     in_recovery: bool
-    extensions: Extensions = field(default_factory=Extensions)
+    extensions: Extensions = Extensions()
 
 
 _FACTS = """

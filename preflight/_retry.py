@@ -13,12 +13,13 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, TypeVar
 
 from ._env import Options
 from ._errors import AuthFailed, PreflightError, Unreachable
+
+if TYPE_CHECKING:  # tenacity loads only when a first attempt has failed
+    import tenacity
 
 T = TypeVar("T")
 
@@ -88,6 +89,7 @@ def retrying(
     rng: random.Random | None = None,
 ) -> tenacity.Retrying:
     """The tenacity loop for ``options``: retries what can heal, until the deadline."""
+    import tenacity
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None

@@ -6,7 +6,7 @@ against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._hosts import Kind
 
@@ -23,8 +23,7 @@ DEFAULTS: dict[Kind, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class SslChoice:
+class SslChoice(NamedTuple):
     """The chosen mode, where it came from, and what is risky about it."""
 
     mode: str

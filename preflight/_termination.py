@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from ._env import DEFAULT_TERMINATION_LOG
+
 # Kubernetes keeps at most 4096 bytes of a container's termination message.
 MAX_BYTES = 4096
 
@@ -16,7 +18,7 @@ def clip(line: str, limit: int = MAX_BYTES) -> bytes:
     return data[: limit - 3].decode("utf-8", "ignore").encode("utf-8") + b"..."
 
 
-DEFAULT_PATH = "/dev/termination-log"
+DEFAULT_PATH = DEFAULT_TERMINATION_LOG
 
 
 def write(path: str, line: str) -> bool:

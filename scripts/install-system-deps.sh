@@ -11,6 +11,8 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v kubectl >/dev/null || missing+=(kubectl)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v unshare >/dev/null || missing+=(util-linux)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v ip >/dev/null || missing+=(iproute2)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

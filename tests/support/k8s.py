@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,7 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-CRD = ROOT.parent / "shared" / "schemas" / "cloudnative-pg" / "postgresql.cnpg.io_clusters.yaml"
+# shared/ lies beside the clone (read-only material); PREFLIGHT_SHARED_DIR overrides.
+SHARED = Path(os.environ.get("PREFLIGHT_SHARED_DIR", ROOT.parent / "shared"))
+CRD = SHARED / "schemas" / "cloudnative-pg" / "postgresql.cnpg.io_clusters.yaml"
 
 
 def render(overlay: str) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from preflight import _exit_codes
@@ -61,7 +63,7 @@ def test_message_to_reason(message: str, reason: str) -> None:
 def test_every_pattern_has_a_message() -> None:
     """No pattern in the table goes untested."""
     for pattern, _reason in PATTERNS:
-        assert any(pattern.search(m.lower()) for m, _ in MESSAGES), pattern.pattern
+        assert any(re.search(pattern, m.lower()) for m, _ in MESSAGES), pattern
 
 
 def test_every_reason_is_reachable_and_has_a_hint() -> None:
