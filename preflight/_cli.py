@@ -133,20 +133,9 @@ def _check(environ: Mapping[str, str], overrides: Mapping[str, Any], log: Any) -
     log.log(
         30 if plan.warnings else 20,
         "preflight.plan",
-        kind=plan.kind.value,
         kind_source="SQL_CONNECTION_TYPE" if settings.connection_type else "detected",
-        evidence=plan.evidence,
-        role=plan.role,
-        host=plan.host,
-        port=plan.port,
-        database=plan.database,
-        user=plan.user,
-        password="set" if plan.password is not None else "unset",
-        sslmode=plan.sslmode,
-        sslmode_source=plan.sslmode_source,
-        target_session_attrs=plan.target_session_attrs,
         timeout=options.timeout,
-        warnings=list(plan.warnings),
+        **plan.explain(),
     )
 
     from ._check import check  # psycopg and tenacity load here, not before

@@ -88,7 +88,7 @@ class Options(NamedTuple):
     timeout: float = 60.0
     connect_timeout: int = 5
     backoff_initial: float = 0.1
-    backoff_max: float = 1.0
+    backoff_max: float = 0.8
     jitter: float = 0.5
     require_extensions: tuple[str, ...] = ()
     retry_auth: bool = False
@@ -218,7 +218,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "PREFLIGHT_BACKOFF_MAX",
         "--backoff-max",
         parse_positive_seconds,
-        "cap on the delay between attempts in seconds (default 1.0)",
+        "cap on the delay between attempts in seconds (default 0.8)",
         "SECONDS",
     ),
     OptionSpec(

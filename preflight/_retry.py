@@ -1,10 +1,11 @@
 """The retry policy: exponential backoff with jitter, a cap and a deadline.
 
-Built on tenacity.  With the defaults (0.1 s doubling to a 1.0 s cap, half of
-each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4, 0.4-0.8 s and
-then 0.5-1.0 s for good: a database that comes up is noticed within about a
-second, a waiting process tries about 1.3 times a second, and a hundred
-processes started together drift apart instead of knocking in lockstep.
+Built on tenacity.  With the defaults (0.1 s doubling to a 0.8 s cap, half of
+each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4 s and then
+0.4-0.8 s for good: a database that comes up is noticed in about 0.3 s
+(median, benchmarks/RESULTS.md), a waiting process tries about 1.7 times a
+second, and a hundred processes started together drift apart instead of
+knocking in lockstep.  (A 1.0 s cap measured a 0.68 s median: too slow.)
 """
 
 from __future__ import annotations

@@ -55,19 +55,7 @@ def test_readme_table_matches_code(render: object) -> None:
 
 @pytest.mark.parametrize(
     "variable",
-    [
-        "SQL_ENGINE",
-        "SQL_HOST",
-        "SQL_PORT",
-        "SQL_DATABASE",
-        "SQL_USER",
-        "SQL_PASSWORD",
-        "SQL_PASSWORD_FILE",
-        "SQL_SSL_MODE",
-        "SQL_SSL_ROOT_CERT",
-        "SQL_CONNECTION_TYPE",
-        "DATABASE_URL",
-    ],
+    [*_env.CONNECTION_VARIABLES, "SQL_ENGINE", "SQL_CONNECTION_TYPE", "DATABASE_URL"],
 )
 def test_readme_documents_variable(variable: str) -> None:
     """Every SQL_* variable the parser reads has a row in the README."""

@@ -33,9 +33,10 @@ def test_delay_stays_within_its_band(
 
 
 def test_default_schedule() -> None:
-    """Defaults: 0.1 s doubling to a 1 s cap."""
-    backoff = Backoff(0.1, 1.0, 0.5)
-    assert [backoff.base(n) for n in range(1, 7)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    """Defaults: 0.1 s doubling to a 0.8 s cap."""
+    options = Options()
+    backoff = Backoff(options.backoff_initial, options.backoff_max, options.jitter)
+    assert [backoff.base(n) for n in range(1, 7)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 0.8, 0.8])
 
 
 def test_jitter_spreads_processes() -> None:
