@@ -251,11 +251,12 @@ def test_tls_only_server_with_require(
     assert ready["tls_protocol"].startswith("TLSv1.")
 
 
-def test_server_without_tls_reached_with_require(plain_server: Any, tmp_path: Path) -> None:
+def test_server_without_tls_reached_with_require(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
     """A server without TLS reached with require: exit 6."""
-    if plain_server.backend != "local":
-        pytest.skip("the container image's TLS setup is not under test control")
-    failed = run(app_env(plain_server, tmp_path, SQL_SSL_MODE="require"), tmp_path, 6).event(
+    server = make_server("notls")
+    failed = run(app_env(server, tmp_path, SQL_SSL_MODE="require"), tmp_path, 6).event(
         "preflight.failed"
     )
     assert failed["reason"] == "tls_unavailable"

@@ -327,13 +327,17 @@ class DockerServer:
     backend = "docker"
 
     def __init__(self) -> None:
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         self._container = PostgresContainer(
-            "postgres:15", username=SUPERUSER, password=APP_PASSWORD + "-admin", dbname="postgres"
+            "postgres:15",
+            username=SUPERUSER,
+            password=APP_PASSWORD + "-admin",
+            dbname="postgres",
+            driver=None,
         )
         self._container.start()
-        self.host = "127.0.0.1"
+        self.host = self._container.get_container_host_ip()
         self.port = int(self._container.get_exposed_port(5432))
 
     @contextlib.contextmanager
