@@ -2,8 +2,8 @@
 
 Built on tenacity.  With the defaults (0.1 s doubling to a 0.8 s cap, half of
 each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4 s and then
-0.4-0.8 s for good: a database that comes up is noticed in about 0.3 s
-(median, benchmarks/RESULTS.md), a waiting process tries about 1.7 times a
+0.4-0.8 s for good: a database that comes up is noticed in about 0.3-0.5 s
+(median, benchmarks/RESULTS.md), a waiting process tries about 1.5 times a
 second, and a hundred processes started together drift apart instead of
 knocking in lockstep.  (A 1.0 s cap measured a 0.68 s median: too slow.)
 """
