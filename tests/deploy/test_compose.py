@@ -85,19 +85,7 @@ def test_preflight_service_environment_reaches_db(
     steps.append(shlex.join(start))
     script = " && ".join(steps) + f'; "$@"; rc=$?; {shlex.join(stop)}; exit $rc'
     inner = cli.isolated(cli.preflight_command(), {"db": "127.0.0.1"}, tmp_path)
-    command = [
-        "unshare",
-        "--net",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        script,
-        "sh",
-        *inner,
-    ]
+    command = cli.unshare(script, inner, "--net")
     env = {**cli.base_env(), **service_env}
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, check=False

@@ -145,17 +145,22 @@ def test_extensions_absent(plain_server: Any, tmp_path: Path) -> None:
 # --- timing and retries ---
 
 
-def test_nothing_listening_until_deadline(tmp_path: Path) -> None:
-    """Nothing on the port: retries until the deadline, exit 10, reason refused."""
-    env = cli.base_env(
+def closed_port_env(tmp_path: Path, timeout: str) -> dict[str, str]:
+    """The app's settings pointing at a port where nothing listens."""
+    return cli.base_env(
         SQL_HOST="127.0.0.1",
         SQL_PORT=str(free_port()),
         SQL_DATABASE=APP_DB,
         SQL_USER=APP_USER,
         SQL_PASSWORD=APP_PASSWORD,
-        PREFLIGHT_TIMEOUT="2",
+        PREFLIGHT_TIMEOUT=timeout,
         PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
     )
+
+
+def test_nothing_listening_until_deadline(tmp_path: Path) -> None:
+    """Nothing on the port: retries until the deadline, exit 10, reason refused."""
+    env = closed_port_env(tmp_path, timeout="2")
     result = run(env, tmp_path, 10)
     failed = result.event("preflight.failed")
     assert failed["reason"] == "refused"
@@ -388,18 +393,6 @@ def test_standby_behind_ro_is_ready(standby: LocalServer, tmp_path: Path) -> Non
 # --- signals ---
 
 
-def _waiting_env(tmp_path: Path) -> dict[str, str]:
-    return cli.base_env(
-        SQL_HOST="127.0.0.1",
-        SQL_PORT=str(free_port()),
-        SQL_DATABASE=APP_DB,
-        SQL_USER=APP_USER,
-        SQL_PASSWORD=APP_PASSWORD,
-        PREFLIGHT_TIMEOUT="0",
-        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
-    )
-
-
 def _wait_for_attempts(proc: subprocess.Popen[str]) -> list[str]:
     """Read stderr until the preflight is retrying."""
     assert proc.stderr is not None
@@ -415,7 +408,10 @@ def _wait_for_attempts(proc: subprocess.Popen[str]) -> list[str]:
 def test_signal_while_waiting(signum: int, code: int, tmp_path: Path) -> None:
     """SIGTERM/SIGINT while waiting: stop within a second, log it, exit 143/130."""
     proc = subprocess.Popen(
-        cli.preflight_command(), env=_waiting_env(tmp_path), stderr=subprocess.PIPE, text=True
+        cli.preflight_command(),
+        env=closed_port_env(tmp_path, timeout="0"),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines = _wait_for_attempts(proc)
     sent = time.monotonic()
@@ -434,7 +430,9 @@ def test_sigterm_as_pid_1(tmp_path: Path) -> None:
     """As PID 1 of a new PID namespace (as in a container) SIGTERM still stops it."""
     need_root()
     command = ["unshare", "--pid", "--fork", "--kill-child", "--", *cli.preflight_command()]
-    proc = subprocess.Popen(command, env=_waiting_env(tmp_path), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=closed_port_env(tmp_path, timeout="0"), stderr=subprocess.PIPE, text=True
+    )
     lines = _wait_for_attempts(proc)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     (child,) = children

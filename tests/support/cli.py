@@ -51,10 +51,16 @@ def isolated(
     ]
     for number, (target, source) in enumerate((mounts or {}).items()):
         steps.append(_volume(Path(target), source, workdir / f"volume-{number}"))
-    script = " && ".join([*steps, 'exec "$@"'])
+    return unshare(" && ".join([*steps, 'exec "$@"']), command)
+
+
+def unshare(script: str, command: Sequence[str], *namespaces: str) -> list[str]:
+    """Run ``script`` (which ends by running ``"$@"``) and ``command`` in new,
+    private namespaces: a mount namespace always, plus any in ``namespaces``."""
     return [
         "unshare",
         "--mount",
+        *namespaces,
         "--propagation",
         "private",
         "--",

@@ -27,6 +27,8 @@ from typing import Any
 
 import psycopg
 
+from tests.support.cli import unshare
+
 # A password no message could contain by chance; it has characters that need
 # quoting in a conninfo string and in a URL.
 APP_PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
@@ -258,8 +260,7 @@ class LocalServer:
         step = self.extension_mount()
         if step is None:
             return []
-        script = f'{step} && exec "$@"'
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh"]
+        return unshare(f'{step} && exec "$@"', [])
 
     def server_command(self, action: str, *options: str) -> list[str]:
         """``pg_ctl`` for this server, run as the unprivileged server user."""
