@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import _env, _exit_codes, _logging, _signals, _termination
-from ._errors import ConfigError, Interrupted, PreflightError, redact
+from ._errors import ConfigError, Interrupted, PreflightError
 from ._plan import explain, resolve
 
 COMMANDS = ("check", "explain")
@@ -82,7 +82,6 @@ def build_parser() -> _Parser:
 
 
 def _explain(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> int:
-    secrets = _env.secret_values(environ)
     try:
         document = explain(environ, overrides)
         code = 0
@@ -93,7 +92,7 @@ def _explain(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> int:
             "problems": [{"variable": p.variable, "message": p.message} for p in exc.problems],
         }
         code = exc.exit_code
-    print(json.dumps(redact(document, secrets), indent=2))
+    print(json.dumps(_logging.scrub(document), indent=2))  # main() registered the secrets
     return code
 
 
