@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Run the command line; returns the exit code."""
     environ = os.environ if environ is None else environ
     _signals.install()
-    _logging.add_secrets(_env.secret_values(environ))
+    _logging.set_secrets(_env.secret_values(environ))
     try:
         early_format = _env.parse_log_format(environ.get("PREFLIGHT_LOG_FORMAT", "auto"))
     except ValueError:

@@ -18,6 +18,12 @@ from ._errors import redact
 _secrets: list[str] = []
 
 
+def set_secrets(secrets: Iterable[str]) -> None:
+    """Start over with exactly these secrets (one run of the command line)."""
+    _secrets.clear()
+    add_secrets(secrets)
+
+
 def add_secrets(secrets: Iterable[str]) -> None:
     """Register values that must be redacted from every later log line."""
     for secret in secrets:

@@ -47,10 +47,11 @@ def test_registered_secret_is_redacted_in_logs() -> None:
     """A registered secret never reaches a log line, in values or keys."""
     stream = io.StringIO()
     _logging.configure("json", stream)
-    _logging.add_secrets(["Tq9-log-secret"])
+    _logging.set_secrets(["Tq9-log-secret"])
     _logging.get_logger().error("preflight.failed", message='database "Tq9-log-secret"')
     assert "Tq9-log-secret" not in stream.getvalue()
     assert 'database \\"***\\"' in stream.getvalue()
+    _logging.set_secrets([])
 
 
 @given(st.text(min_size=0, max_size=3000))
