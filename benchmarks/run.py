@@ -300,13 +300,7 @@ def _accepting(server: pg.LocalServer) -> float:
 
     while True:
         try:
-            with psycopg.connect(
-                host=str(server.dir),
-                port=server.port,
-                user="postgres",
-                dbname="postgres",
-                connect_timeout=2,
-            ):
+            with server.admin():
                 return time.monotonic()
         except psycopg.OperationalError:
             time.sleep(0.002)
@@ -432,13 +426,7 @@ def herd(servers: Servers, processes: int, down: float) -> str:
 
         while not stop.is_set():
             try:
-                with psycopg.connect(
-                    host=str(server.dir),
-                    port=server.port,
-                    user="postgres",
-                    dbname="postgres",
-                    autocommit=True,
-                ) as conn:
+                with server.admin() as conn:
                     while not stop.is_set():
                         (count,) = conn.execute(
                             "SELECT count(*) FROM pg_stat_activity "

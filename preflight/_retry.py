@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from ._env import Options
 from ._errors import AuthFailed, PreflightError, Unreachable
@@ -22,7 +22,6 @@ from ._errors import AuthFailed, PreflightError, Unreachable
 if TYPE_CHECKING:  # tenacity loads only when a first attempt has failed
     import tenacity
 
-T = TypeVar("T")
 
 # libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
 MIN_CONNECT_TIMEOUT = 2

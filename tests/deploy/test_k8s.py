@@ -132,13 +132,7 @@ def _run_init_container(
 def cnpg_server(make_server: ServerFactory) -> LocalServer:
     """A server like the Cluster bootstraps: database balancer, vector created."""
     server = make_server("cnpg", extensions=VECTOR_STANDIN)
-    with server.admin() as conn:
-        conn.execute("SELECT 1")
-    import psycopg
-
-    with psycopg.connect(
-        host=str(server.dir), port=server.port, user="postgres", dbname=APP_DB, autocommit=True
-    ) as conn:
+    with server.admin(APP_DB) as conn:
         conn.execute("CREATE EXTENSION vector")
     return server
 

@@ -300,13 +300,13 @@ class LocalServer:
                 time.sleep(0.05)
 
     @contextlib.contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[Any]]:
+    def admin(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[Any]]:
         """A superuser connection over the Unix socket (trust)."""
         with psycopg.connect(
             host=str(self.dir),
             port=self.port,
             user=SUPERUSER,
-            dbname="postgres",
+            dbname=dbname,
             autocommit=True,
         ) as conn:
             yield conn
@@ -342,13 +342,13 @@ class DockerServer:
         self.port = int(self._container.get_exposed_port(5432))
 
     @contextlib.contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[Any]]:
+    def admin(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[Any]]:
         with psycopg.connect(
             host=self.host,
             port=self.port,
             user=SUPERUSER,
             password=APP_PASSWORD + "-admin",
-            dbname="postgres",
+            dbname=dbname,
             autocommit=True,
         ) as conn:
             yield conn
