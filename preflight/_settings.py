@@ -267,7 +267,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         ("SQL_DATABASE", "the database to connect to"),
         ("SQL_USER", "the role to log in as"),
     ):
-        if values.get(name) is None:
+        if values.get(name) is None and all(p.variable != name for p in out):
             out.append(Problem(name, f"is not set; a PostgreSQL engine needs {what}"))
 
     password_value = values.get("SQL_PASSWORD")

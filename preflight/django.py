@@ -65,7 +65,11 @@ def database_config(
         return {"ENGINE": SQLITE_ENGINE, "NAME": str(name)}
     if not found.configured:
         # Nothing to connect to: fine at import, Django's own error at connection time.
-        return {"ENGINE": POSTGRESQL_ENGINE, "NAME": "", "USER": "", "HOST": "", "PORT": ""}
+        return {
+            "ENGINE": POSTGRESQL_ENGINE,
+            **dict.fromkeys(("NAME", "USER", "PASSWORD", "HOST", "PORT"), ""),
+            "OPTIONS": {},
+        }
     if found.problems:
         raise _improperly_configured(found.problems)
     planned = build_plan(settings, environ)
