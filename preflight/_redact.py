@@ -294,8 +294,11 @@ class Redactor:
         found: list[tuple[int, int]] = []
         for secret in self._secrets.values():
             for view, patterns in ((literal, secret.literal), (decoded, secret.decoded)):
+                last = (0, 0)
                 for start, end in _spans(view, secret, patterns):
-                    found.append(_widen(text, start, end, word=secret.long))
+                    if not (last[0] <= start and end <= last[1]):  # else: widened already
+                        last = _widen(text, start, end, word=secret.long)
+                        found.append(last)
         return found
 
     def carries(self, value: str) -> bool:
