@@ -185,6 +185,28 @@ def test_secrets_added_later_and_ignored_ones() -> None:
     assert redactor.text("a b c") == f"a {WITHHELD} c"
 
 
+def test_punctuation_password_is_withheld_where_it_stands_alone() -> None:
+    """A short password of punctuation only blanks that punctuation, as documented."""
+    assert Redactor([":"]).text("a:b c") == f"a{WITHHELD}b c"
+
+
+def test_rescan_when_placeholder_joins_its_neighbours() -> None:
+    """A placeholder that forms a second secret with its neighbour is scanned again."""
+    redactor = Redactor(["carrier-secret-x", f"{WITHHELD[1:]}tail-part"])
+    assert redactor.text("carrier-secret-x tail-part") == WITHHELD
+
+
+def test_after_four_rounds_the_whole_text_is_withheld() -> None:
+    """A chain of secrets that keeps forming new ones ends with the whole text withheld."""
+    tails = [f"t{k}-abcdef" for k in range(5)]
+    redactor = Redactor(["carrier-secret-x", *(WITHHELD[1:] + t for t in tails)])
+    text = " ".join(["carrier-secret-x", *tails, "end"])
+    assert redactor.text(text) == WITHHELD
+    assert Redactor(["carrier-secret-x", *(WITHHELD[1:] + t for t in tails[:2])]).text(
+        text
+    ) == " ".join([WITHHELD, *tails[2:], "end"])
+
+
 def test_placeholder_spelled_password_is_not_a_loop() -> None:
     """A password that is the placeholder word terminates and keeps the text readable."""
     assert Redactor(["withheld"]).text("user withheld") == f"user {WITHHELD}"
