@@ -76,8 +76,8 @@ class UrlParts(NamedTuple):
 
 class UrlResult(NamedTuple):
     parts: UrlParts
-    problems: tuple[str, ...]  # each a message for DATABASE_URL; never quoting userinfo
-    warnings: tuple[str, ...]  # e.g. parameters passed over
+    problems: tuple[str, ...] = ()  # each a message for DATABASE_URL; never quoting userinfo
+    warnings: tuple[str, ...] = ()  # e.g. parameters passed over
 
 
 class _Decoded(NamedTuple):
