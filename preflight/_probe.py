@@ -8,6 +8,7 @@ a classified :class:`PreflightError`; the deadline leaves it as
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -23,6 +24,11 @@ from ._hosts import Kind
 from ._plan import Plan
 from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
+
+# psycopg reports what it ignores while closing a connection the deadline cut short
+# through the logging module; the preflight's own events say what happened.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 
 class Extensions(NamedTuple):
@@ -195,7 +201,10 @@ def _cancel_at_deadline(conn: psycopg.Connection[Any]) -> Iterator[None]:
     except DeadlineReached:
         with contextlib.suppress(Exception):
             conn.cancel_safe(timeout=0.5)
-        raise
+        raise DeadlineReached(
+            "logged in, but the queries did not finish (a lock held on a catalog, or a "
+            "stalled connection?)"
+        ) from None
 
 
 def _connect(
