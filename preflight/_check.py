@@ -39,6 +39,7 @@ class Probe(Protocol):
         connect_timeout: int,
         require_extensions: tuple[str, ...] = (),
         create_extensions: bool = False,
+        reread_password: bool = False,
     ) -> ServerFacts: ...
 
 
@@ -92,6 +93,7 @@ def check(
             connect_timeout=options.connect_timeout,
             require_extensions=options.require_extensions,
             create_extensions=options.create_extensions,
+            reread_password=options.retry_auth and attempts > 1,
         )
         require(facts, plan.kind)
         return facts

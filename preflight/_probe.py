@@ -158,11 +158,13 @@ def _dns_hint(host: str) -> str | None:
     )
 
 
-def _conninfo(plan: Plan, deadline: Deadline, timeout: int, address: str | None) -> str:
+def _conninfo(
+    plan: Plan, deadline: Deadline, timeout: int, address: str | None, reread: bool
+) -> str:
     params: dict[str, Any] = {**plan.libpq_params(), "application_name": "preflight"}
     if address is not None:
         params["hostaddr"] = address
-    password = password_now(plan.settings)
+    password = password_now(plan.settings) if reread else plan.settings.password
     if password is not None:
         params["password"] = password.reveal()
     return make_conninfo("", connect_timeout=deadline.connect_timeout(timeout), **params)
@@ -208,14 +210,14 @@ def _cancel_at_deadline(conn: psycopg.Connection[Any]) -> Iterator[None]:
 
 
 def _connect(
-    plan: Plan, deadline: Deadline, timeout: int
+    plan: Plan, deadline: Deadline, timeout: int, reread: bool
 ) -> tuple[psycopg.Connection[Any], str | None]:
     """Log in, trying each address of the name in turn within the deadline."""
     addresses = _addresses(plan, deadline)
     last: PreflightError | None = None
     for address in addresses:
         try:
-            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address))
+            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
             return conn, address
         except psycopg.Error as exc:
             last = _failure(exc, plan)
@@ -232,9 +234,14 @@ def probe(
     connect_timeout: int,
     require_extensions: tuple[str, ...] = (),
     create_extensions: bool = False,
+    reread_password: bool = False,
 ) -> ServerFacts:
-    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error."""
-    conn, address = _connect(plan, deadline, connect_timeout)
+    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error.
+
+    ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
+    the secret may be rotated while the check waits).
+    """
+    conn, address = _connect(plan, deadline, connect_timeout, reread_password)
     try:
         with conn, _cancel_at_deadline(conn):
             left = deadline.remaining()
