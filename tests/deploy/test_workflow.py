@@ -78,3 +78,18 @@ def test_builds_both_platforms_with_attestations_and_signs_by_digest() -> None:
     (sign,) = [s for s in _steps() if "cosign sign" in s.get("run", "")]
     assert sign["run"] == 'cosign sign --yes "${IMAGE}@${DIGEST}"'
     assert sign["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}"
+
+
+def test_pushes_outside_pull_requests_only() -> None:
+    """Pushes to main, semver tags and manual runs publish; pull requests only build."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["push"] == {"branches": ["main"], "tags": ["v*.*.*"]}
+    assert set(triggers) == {"push", "pull_request", "workflow_dispatch"}
+    job = workflow["jobs"]["image"]
+    assert job["env"]["PUSH"] == "${{ github.event_name != 'pull_request' }}"
+    (build,) = [s for s in _steps() if s.get("id") == "build"]
+    assert build["with"]["push"] == "${{ env.PUSH == 'true' }}"
+    gated = [s for s in _steps() if "login-action" in s.get("uses", "") or "cosign" in str(s)]
+    assert len(gated) == 3
+    assert all(s["if"] == "env.PUSH == 'true'" for s in gated)
