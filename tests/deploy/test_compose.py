@@ -182,10 +182,12 @@ def test_preflight_service_environment_reaches_db(
 def test_preflight_where_db_does_not_resolve_fails_with_dns(
     merged: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Where `db` does not resolve (a service off app_net), the preflight says dns (10)."""
+    """Where `db` does not resolve (a service off app_net): dns (10), the hint names networks."""
     need_root()
     service_env = {k: str(v) for k, v in merged["services"]["preflight"]["environment"].items()}
     env = {**cli.base_env(), **service_env}
     result = cli.run(env, "--timeout", "2", hosts={}, workdir=tmp_path)
     assert result.code == 10, result.stderr
-    assert result.event("preflight.failed")["reason"] == "dns"
+    failed = result.event("preflight.failed")
+    assert failed["reason"] == "dns"
+    assert "docker compose network" in failed["hint"]

@@ -311,8 +311,10 @@ def test_sandbox_overlay_reaches_the_shared_cluster(
         APP_DB,
         APP_USER,
     )
-    assert plan["target_session_attrs"] == "read-write"
+    # No TLS settings in the sandbox: libpq's default, as the app has today.
+    assert (plan["sslmode"], plan["target_session_attrs"]) == ("prefer", "read-write")
     ready = result.event("preflight.ready")
+    assert ready["tls"] is False
     assert ready["extensions"]["installed"] == ["vector"]
 
 

@@ -95,7 +95,11 @@ APP = {"SQL_DATABASE": APP_DB, "SQL_USER": APP_USER, "SQL_PASSWORD": APP_PASSWOR
 @pytest.mark.parametrize(
     ("host", "extra", "expected"),
     [
-        ("balancer-postgres-rw", {}, {"kind": "cloudnativepg", "sslmode": "disable"}),
+        (
+            "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
+            {},
+            {"kind": "cloudnativepg", "sslmode": "prefer"},
+        ),
         (
             "balancer.c9akciq32.eu-west-1.rds.amazonaws.com",
             {"SQL_SSL_ROOT_CERT": "/etc/ssl/rds/global-bundle.pem"},
