@@ -131,10 +131,10 @@ def test_step2_sqlite_needs_the_engine_set() -> None:
     )
 
 
-def test_step3_entrypoint_neither_waits_nor_migrates(tmp_path: Path) -> None:
-    """The guide's entrypoint calls neither nc nor python and runs the given command."""
+def _run_entrypoint(tmp_path: Path, script_text: str) -> tuple[str, list[str]]:
+    """Run an entrypoint with ``nc`` and ``python`` recorders; (stdout, recorded calls)."""
     script = tmp_path / "entrypoint.prod.sh"
-    script.write_text(_block("sh"))
+    script.write_text(script_text)
     calls = tmp_path / "calls"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -145,6 +145,8 @@ def test_step3_entrypoint_neither_waits_nor_migrates(tmp_path: Path) -> None:
     env = {
         "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
         "SQL_ENGINE": "django.db.backends.postgresql",
+        "SQL_HOST": "db",
+        "SQL_PORT": "5432",
     }
     done = subprocess.run(
         ["sh", str(script), "printf", "%s|", "runserver", "0.0.0.0:8000"],
@@ -152,6 +154,37 @@ def test_step3_entrypoint_neither_waits_nor_migrates(tmp_path: Path) -> None:
         text=True,
         check=True,
         env=env,
+        timeout=30,
     )
-    assert done.stdout == "runserver|0.0.0.0:8000|"
-    assert not calls.exists()
+    return done.stdout, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_step3_entrypoint_no_longer_waits_on_a_port(tmp_path: Path) -> None:
+    """Step 3's entrypoint: no nc, the three commands in order, then the given command."""
+    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 0))
+    assert calls == [
+        "python manage.py migrate",
+        "python manage.py createsu",
+        "python manage.py populatedb",
+    ]
+    assert stdout == "runserver|0.0.0.0:8000|"
+
+
+def test_step6_entrypoint_neither_waits_nor_migrates(tmp_path: Path) -> None:
+    """Step 6's entrypoint calls neither nc nor python and runs the given command."""
+    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 2))
+    assert calls == []
+    assert stdout == "runserver|0.0.0.0:8000|"
+
+
+def test_step5_ca_copy_takes_only_the_certificate() -> None:
+    """The CA copy takes ca.crt alone and makes the ConfigMap the component mounts."""
+    commands = _block("sh", 1)
+    deployment = k8s.find(k8s.render("sandbox-verify-ca"), "Deployment", "balancer")
+    (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volume["configMap"]["name"] == "shared-cluster-ca"
+    assert volume["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert "get secret shared-cluster-ca" in commands
+    assert "{.data.ca\\.crt}" in commands
+    assert "ca.key" not in commands
+    assert "create configmap shared-cluster-ca --from-file=ca.crt" in commands
