@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 
 from ._errors import Problem
 from ._hosts import Kind, normalize_host
-from ._url import parse_database_url
+from ._url import UrlResult, parse_database_url
 from ._values import parse_port, parse_sslmode, quote
 
 POSTGRESQL_ENGINES = frozenset(
@@ -94,6 +94,7 @@ class SettingsResult(NamedTuple):
     problems: tuple[Problem, ...]
     secrets: tuple[str, ...]
     configured: bool  # False when no database variable is set at all
+    warnings: tuple[str, ...] = ()
 
 
 def read_password_file(path: str) -> str:
@@ -193,6 +194,52 @@ def _parse(name: str, raw: str | None, parse: object, out: list[Problem]) -> obj
         return None
 
 
+def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, object]:
+    """The ``SQL_*`` values other than the password, parsed."""
+    values: dict[str, object] = {}
+    host = _get(environ, "SQL_HOST", out)
+    if host is not None:
+        problem = check_host(host)
+        if problem:
+            out.append(Problem("SQL_HOST", problem))
+        values["SQL_HOST"] = _libpq_host(host)
+    values["SQL_PORT"] = _parse("SQL_PORT", _get(environ, "SQL_PORT", out), parse_port, out)
+    for name in ("SQL_DATABASE", "SQL_USER", "SQL_SSL_ROOT_CERT"):
+        raw = _get(environ, name, out)
+        values[name] = raw.strip() if raw is not None else None
+    values["SQL_SSL_MODE"] = _parse(
+        "SQL_SSL_MODE", _get(environ, "SQL_SSL_MODE", out), parse_sslmode, out
+    )
+    values["SQL_CONNECTION_TYPE"] = _parse(
+        "SQL_CONNECTION_TYPE", _get(environ, "SQL_CONNECTION_TYPE", out), _connection_type, out
+    )
+    return values
+
+
+def _password(
+    environ: Mapping[str, str], out: list[Problem], secrets: list[str]
+) -> tuple[str | None, str | None, PasswordSource | None]:
+    """The password, the file it came from, and which variable gave it."""
+    password = environ.get("SQL_PASSWORD") or None
+    if password is not None and not _utf8(password):
+        out.append(Problem("SQL_PASSWORD", "is not valid UTF-8 text"))
+        password = None
+    path = _get(environ, "SQL_PASSWORD_FILE", out)
+    if path is None:
+        return password, None, "SQL_PASSWORD" if password is not None else None
+    if password is not None:
+        out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
+        return password, None, "SQL_PASSWORD"
+    path = path.strip()
+    try:
+        password = read_password_file(path)
+    except ValueError as exc:
+        out.append(Problem("SQL_PASSWORD_FILE", str(exc)))
+        return None, None, None
+    secrets.append(password)
+    return password, path, "SQL_PASSWORD_FILE"
+
+
 def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     """Read ``SQL_*`` and ``DATABASE_URL`` once: settings, every problem, the secrets."""
     out: list[Problem] = []
@@ -217,50 +264,16 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
             )
         )
 
-    values: dict[str, object] = {}
-    host = _get(environ, "SQL_HOST", out)
-    if host is not None:
-        problem = check_host(host)
-        if problem:
-            out.append(Problem("SQL_HOST", problem))
-        values["SQL_HOST"] = _libpq_host(host)
-    values["SQL_PORT"] = _parse("SQL_PORT", _get(environ, "SQL_PORT", out), parse_port, out)
-    for name in ("SQL_DATABASE", "SQL_USER"):
-        raw = _get(environ, name, out)
-        values[name] = raw.strip() if raw is not None else None
-    values["SQL_SSL_MODE"] = _parse(
-        "SQL_SSL_MODE", _get(environ, "SQL_SSL_MODE", out), parse_sslmode, out
-    )
-    rootcert = _get(environ, "SQL_SSL_ROOT_CERT", out)
-    values["SQL_SSL_ROOT_CERT"] = rootcert.strip() if rootcert is not None else None
-    connection_type = _parse(
-        "SQL_CONNECTION_TYPE", _get(environ, "SQL_CONNECTION_TYPE", out), _connection_type, out
-    )
-
-    password = environ.get("SQL_PASSWORD") or None
-    if password is not None and not _utf8(password):
-        out.append(Problem("SQL_PASSWORD", "is not valid UTF-8 text"))
-        password = None
-    password_file = _get(environ, "SQL_PASSWORD_FILE", out)
-    origin: PasswordSource | None = "SQL_PASSWORD" if password is not None else None
-    if password is not None and password_file is not None:
-        out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
-        password_file = None
-    elif password_file is not None:
-        password_file = password_file.strip()
-        try:
-            password = read_password_file(password_file)
-            secrets.append(password)
-            origin = "SQL_PASSWORD_FILE"
-        except ValueError as exc:
-            out.append(Problem("SQL_PASSWORD_FILE", str(exc)))
-            password_file = None
+    warnings: list[str] = []
+    values = _plain_values(environ, out)
+    password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
+    connection_type = values.pop("SQL_CONNECTION_TYPE")
 
     source: Source = "SQL_*"
     if url is not None:
         source = "DATABASE_URL"
-        origin = _merge_url(url, values, origin, secrets, out)
+        origin = _merge_url(url, values, origin, secrets, out, warnings)
 
     for name, what in (
         ("SQL_HOST", "the database host"),
@@ -285,7 +298,9 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         connection_type=connection_type if isinstance(connection_type, Kind) else None,
         source=source,
     )
-    return SettingsResult(settings, tuple(out), tuple(dict.fromkeys(secrets)), configured)
+    return SettingsResult(
+        settings, tuple(out), tuple(dict.fromkeys(secrets)), configured, tuple(warnings)
+    )
 
 
 def _str(value: object) -> str | None:
@@ -298,13 +313,14 @@ def _merge_url(
     origin: PasswordSource | None,
     secrets: list[str],
     out: list[Problem],
+    warnings: list[str],
 ) -> PasswordSource | None:
     """Fill ``values`` from the URL; a value that contradicts ``SQL_*`` is a problem."""
     result = parse_database_url(url)
     out.extend(Problem("DATABASE_URL", message) for message in result.problems)
+    warnings.extend(f"DATABASE_URL: {message}" for message in result.warnings)
+    secrets.extend(_url_secrets(url, result))
     parts = result.parts
-    if parts.password:
-        secrets.append(parts.password)
     sslmode = None
     if parts.sslmode is not None:
         try:
@@ -336,6 +352,14 @@ def _merge_url(
                     Problem(name, f"{quote(mine)} conflicts with {quote(theirs)} in DATABASE_URL")
                 )
     return origin
+
+
+def _url_secrets(url: str, result: UrlResult) -> list[str]:
+    """The URL's password; for a URL that could not be split, whatever may hold it."""
+    if not result.problems:
+        return [result.parts.password] if result.parts.password else []
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    return sorted({userinfo, userinfo.rpartition(":")[2]} - {""})
 
 
 def _same(name: str, mine: object, theirs: object) -> bool:

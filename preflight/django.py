@@ -38,7 +38,7 @@ SQLITE_DEFAULT_NAME = "db.sqlite3"
 def _improperly_configured(problems: tuple[Problem, ...]) -> Exception:
     summary = "; ".join(str(p) for p in problems)
     try:
-        from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
+        from django.core.exceptions import ImproperlyConfigured
     except ImportError:
         return ConfigError(problems)
     error: Exception = ImproperlyConfigured(f"database settings: {summary}")

@@ -72,14 +72,17 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
 }
 
 
+def _replacement(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + body + match.group(2)
+
+
 def render(text: str) -> str:
     """``text`` with every generated block replaced by what the code says now."""
     for name, block in BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no generated block {name!r}")
-        body = "\n".join(block()) + "\n"
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+        text = pattern.sub(_replacement("\n".join(block()) + "\n"), text)
     return text
 
 

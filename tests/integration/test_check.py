@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -413,7 +414,7 @@ def test_cloudnativepg_name_resolves(plain_server: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def standby(make_server: ServerFactory, template: Any) -> LocalServer:
+def standby(make_server: ServerFactory, template: Any) -> Iterator[LocalServer]:
     primary = make_server("primary")
     replica = LocalServer.standby_of(primary, template, "standby")
     replica.start()
@@ -422,7 +423,7 @@ def standby(make_server: ServerFactory, template: Any) -> LocalServer:
     except Exception:
         replica.destroy()
         raise
-    yield replica  # type: ignore[misc]
+    yield replica
     replica.destroy()
 
 

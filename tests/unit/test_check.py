@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def run(
     seen: list[RetryDetails] = []
     results = list(script)
 
-    def probe(plan: Plan, deadline: Deadline, **_kwargs: object) -> ServerFacts:
+    def probe(plan: Plan, deadline: Deadline, **_kwargs: Any) -> ServerFacts:
         fake.now += attempt_cost
         result = results.pop(0) if len(results) > 1 else results[0]
         if isinstance(result, PreflightError):
@@ -137,7 +138,7 @@ def test_missing_extension_fails_check() -> None:
 def test_the_alarm_cuts_a_probe_that_hangs() -> None:
     """A probe that blocks past the deadline is interrupted; the outcome says timeout."""
 
-    def hang(_plan: Plan, _deadline: Deadline, **_kwargs: object) -> ServerFacts:
+    def hang(plan: Plan, deadline: Deadline, **_kwargs: Any) -> ServerFacts:
         time.sleep(10)
         return FACTS
 
@@ -153,7 +154,7 @@ def test_the_alarm_keeps_the_reason_of_an_earlier_failure() -> None:
     """Cut short after a refused attempt, the outcome reports the refusal, not a bare timeout."""
     calls: list[int] = []
 
-    def flaky(_plan: Plan, _deadline: Deadline, **_kwargs: object) -> ServerFacts:
+    def flaky(plan: Plan, deadline: Deadline, **_kwargs: Any) -> ServerFacts:
         calls.append(1)
         if len(calls) == 1:
             raise REFUSED

@@ -32,7 +32,8 @@ def connection_params(config: dict[str, Any]) -> dict[str, Any]:
         "TEST": {},
         **config,
     }
-    return DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+    params: dict[str, Any] = DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+    return params
 
 
 def test_import_needs_neither_django_nor_psycopg() -> None:
