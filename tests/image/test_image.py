@@ -137,11 +137,11 @@ def test_image_check_against_nothing() -> None:
     assert (failed["event"], failed["reason"]) == ("preflight.failed", "refused")
 
 
-@pytest.mark.usefixtures("built")
 # What the image may add on top of its base: the budget the README cites.
 FOOTPRINT_BUDGET_BYTES = 18_000_000
 
 
+@pytest.mark.usefixtures("built")
 def test_image_footprint_within_budget() -> None:
     """The venv layer the image adds stays within the 18 MB budget (figures in the README)."""
     size, files = image.venv_footprint()
