@@ -102,8 +102,8 @@ def test_step2_settings_connect_as_the_preflight_checks(settings: object) -> Non
     assert callable(settings)
     environ = {k: v for k, v in settings().items() if k.startswith("SQL_")}
     database = _settings_from_readme(environ)
-    # explain redacts the password wherever it appears; compose's is "balancer",
-    # which would mask the user and database names too, so explain gets another.
+    # explain withholds a user name equal to the password (compose: "balancer"),
+    # so explain gets another password here.
     plan = _explain({**environ, "SQL_PASSWORD": "a-password-no-name-contains"})
     assert (database["HOST"], database["PORT"], database["NAME"], database["USER"]) == (
         plan["host"],

@@ -173,9 +173,15 @@ def test_preflight_service_environment_reaches_db(
     result = run_against(server, int(service_env["SQL_PORT"]), env, {"db": "127.0.0.1"}, tmp_path)
     assert result.code == 0, result.stderr
     plan = result.event("preflight.plan")
-    # balancer's dev password is "balancer", so the redaction also masks the user
-    # and database names in the logs; the plan's kind, host and port are intact.
-    assert (plan["kind"], plan["host"], plan["port"]) == ("internal", "db", 5432)
+    assert (plan["kind"], plan["host"], plan["port"], plan["database"]) == (
+        "internal",
+        "db",
+        5432,
+        "balancer_dev",
+    )
+    # balancer's dev password is "balancer", its user name too: the user is withheld.
+    assert plan["user"] != service_env["SQL_USER"]
+    assert f'"{service_env["SQL_PASSWORD"]}"' not in result.stderr
     assert result.event("preflight.ready")["extensions"]["installed"] == ["vector"]
 
 
