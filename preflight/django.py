@@ -47,3 +47,9 @@ def database_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PORT": str(plan.port),
         "OPTIONS": options,
     }
+
+
+if __name__ == "__main__":  # python -m preflight.django migrate [--then CMD ...] | --check
+    from . import _migrate
+
+    raise SystemExit(_migrate.main())
