@@ -23,7 +23,7 @@ class Kind(enum.StrEnum):
 
     @property
     def in_cluster(self) -> bool:
-        """True for kinds reached over a private network (no TLS by default)."""
+        """True for kinds reached over a private network (TLS preferred, not required)."""
         return self in (Kind.LOCAL, Kind.CLOUDNATIVEPG, Kind.INTERNAL)
 
 
@@ -33,6 +33,11 @@ class HostClass(NamedTuple):
     kind: Kind
     evidence: str
     role: str | None = None  # CloudNativePG service role: "rw", "ro" or "r"
+    pooler: bool = False  # a CloudNativePG Pooler (PgBouncer), by its name
+
+
+# The Kubernetes cluster domain the `name.namespace.svc.<domain>` form may end in.
+CLUSTER_DOMAIN = "cluster.local"
 
 
 # One row per rule, in the order they are tried.  ``RULES`` is what the
@@ -53,12 +58,13 @@ RULES: tuple[tuple[Kind, str], ...] = (
         Kind.CLOUDNATIVEPG,
         "a Kubernetes service name whose first label ends in `-rw`, `-ro` or `-r`, written "
         "as `name`, `name.namespace`, `name.namespace.svc` or "
-        "`name.namespace.svc.<cluster-domain>`; also any name containing `.svc.cluster.local`",
+        "`name.namespace.svc.cluster.local` (matched as a suffix); a first label that "
+        "also contains `pooler` is a CloudNativePG `Pooler` (PgBouncer) in front of it",
     ),
     (
         Kind.INTERNAL,
-        "any other one- or two-label name, or `name.namespace.svc[.<domain>]`: a docker "
-        "compose service (`db`) or a plain Kubernetes Service",
+        "any other one- or two-label name, or `name.namespace.svc[.cluster.local]`: a "
+        "docker compose service (`db`) or a plain Kubernetes Service",
     ),
     (
         Kind.EXTERNAL,
@@ -138,18 +144,22 @@ def classify_host(host: str) -> HostClass:
         return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
 
     labels = name.split(".")
-    service_form = len(labels) <= 2 or labels[2] == "svc"
+    service_form = len(labels) <= 2 or (
+        labels[2] == "svc" and ".".join(labels[3:]) in ("", CLUSTER_DOMAIN)
+    )
     role = cnpg_role(name)
     if role is not None and service_form:
+        if "pooler" in labels[0]:
+            return HostClass(
+                Kind.CLOUDNATIVEPG,
+                f"service {labels[0]} ends in -{role} and names a pooler: a CloudNativePG "
+                f"Pooler (PgBouncer) in front of the {role} service, not the server itself",
+                role,
+                pooler=True,
+            )
         return HostClass(
             Kind.CLOUDNATIVEPG,
             f"service {labels[0]} ends in -{role}: a CloudNativePG {role} service",
-            role,
-        )
-    if ".svc.cluster.local" in name:
-        return HostClass(
-            Kind.CLOUDNATIVEPG,
-            "name contains .svc.cluster.local: a service inside the Kubernetes cluster",
             role,
         )
     if len(labels) <= 2:
@@ -157,7 +167,7 @@ def classify_host(host: str) -> HostClass:
         return HostClass(
             Kind.INTERNAL, f"{name} has {count}: a compose service or a Kubernetes Service"
         )
-    if labels[2] == "svc":
+    if service_form:
         return HostClass(
             Kind.INTERNAL, f"{name} is written name.namespace.svc: a Kubernetes Service"
         )
