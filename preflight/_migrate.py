@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import Any, NamedTuple, NoReturn, TextIO
 from urllib.parse import quote
 
 from . import _exit_codes, _termination
-from ._errors import PreflightError, redact
-from ._exit_codes import ExitClass
-from ._failures import classify_failure
+from ._exit_codes import REASONS, ExitClass, Reason
+from ._failures import classify
+from ._redact import Redactor
 
 LOCK_PREFIX = "preflight.migrate:"
 # The same key computed by the server, for people looking at pg_locks.
@@ -91,15 +91,14 @@ class Log:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
         self._lock = threading.Lock()
-        self.secrets: list[str] = []
+        self._redactor = Redactor()
 
     def add_secret(self, secret: str) -> None:
-        for form in (secret, quote(secret, safe="")):
-            if form and form not in self.secrets:
-                self.secrets.append(form)
+        self._redactor.add(secret)
+        self._redactor.add(quote(secret, safe=""))
 
     def scrub(self, value: Any) -> Any:
-        return redact(value, self.secrets)
+        return self._redactor.document(value)
 
     def emit(self, level: str, event: str, **fields: Any) -> None:
         record = {
@@ -365,9 +364,8 @@ class Database:
 
     def retry_or_fail(self, exc: Exception) -> None:
         """A database error: wait and return if it may heal before the deadline."""
-        failure = _classified(exc, str(self.settings.get("HOST") or ""))
-        retryable = failure.exit_class is _exit_codes.UNREACHABLE
-        if not retryable or self.run.expired():
+        failure = Failure.of(exc)
+        if not failure.retried or self.run.expired():
             self.run.fail(failure.exit_class, failure.reason, failure.message, failure.hint)
         self.run.log.emit(
             "warning",
@@ -400,10 +398,30 @@ class Database:
             self.conn.close()
 
 
-def _classified(exc: BaseException, host: str) -> PreflightError:
-    """A driver error (through Django's wrapper) as the preflight's failure class."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return classify_failure(cause, host=host)
+class Failure(NamedTuple):
+    """A driver error (through Django's wrapper) in the preflight's terms."""
+
+    exit_class: ExitClass
+    reason: str
+    message: str
+    hint: str
+    retried: bool
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        # psycopg 3 calls it sqlstate, psycopg2 pgcode.
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        timed_out = "ConnectionTimeout" in {k.__name__ for k in type(cause).__mro__}
+        reason, message = classify(
+            str(cause),
+            sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+            timed_out=timed_out,
+        )
+        info = REASONS[reason]
+        return cls(
+            info.exit_class, reason.value, message or type(cause).__name__, info.hint, info.retried
+        )
 
 
 def _sleep() -> None:
@@ -515,7 +533,7 @@ def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
             else:
                 run_.fail(
                     _exit_codes.CHECK_FAILED,
-                    "migration_failed",
+                    Reason.MIGRATION_FAILED.value,
                     f"migrate failed: {type(exc).__name__}: {exc}",
                     MIGRATION_HINT,
                 )
