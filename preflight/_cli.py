@@ -163,8 +163,11 @@ class _Run:
 
         document, code = explain(self.config, self.redactor)
         try:
-            print(json.dumps(self.redactor.document(document), indent=2), flush=True)
-        except (OSError, ValueError, AttributeError):
+            if sys.stdout is None:  # started with stdout closed
+                raise OSError("stdout is closed")
+            sys.stdout.write(json.dumps(self.redactor.document(document), indent=2) + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
             return self.fail(
                 UsageError("cannot write the document to stdout", reason=Reason.OUTPUT_FAILED)
             )
@@ -258,9 +261,12 @@ def _missing_extra() -> str | None:
 
 
 def _no_extra(module: str) -> int:
+    from datetime import UTC, datetime
+
     line = {
         "event": _events.FAILED,
         "level": "error",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "class": _exit_codes.USAGE.name,
         "exit_code": _exit_codes.USAGE.code,
         "reason": str(Reason.CHECK_EXTRA_MISSING),
@@ -336,5 +342,19 @@ def _main(argv: list[str], environ: Mapping[str, str]) -> int:
         )
 
 
+def _release_broken_streams() -> None:
+    """A stream that cannot be flushed is swapped for /dev/null, so that Python's own
+    flush at exit cannot turn the outcome into exit 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives until exit
+
+
 def run() -> NoReturn:
-    sys.exit(main())
+    code = main()
+    _release_broken_streams()
+    sys.exit(code)

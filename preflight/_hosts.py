@@ -119,30 +119,38 @@ def cnpg_role(host: str) -> str | None:
     return match.group("role") if match else None
 
 
-def classify_host(host: str) -> HostClass:
-    """Classify ``host`` into a :class:`Kind` with the evidence for it."""
-    name = normalize_host(host)
+def _local_or_ip(name: str) -> HostClass | None:
+    """``local`` for a socket, localhost or loopback; ``external`` for another IP."""
     if name.startswith("/"):
         return HostClass(Kind.LOCAL, f"{name} is an absolute path: a Unix-socket directory")
     if name == "localhost":
         return HostClass(Kind.LOCAL, "localhost is the local machine")
     addr = parse_ip(name)
-    if addr is not None:
-        if _is_loopback(addr):
-            return HostClass(Kind.LOCAL, f"{name} is a loopback address")
-        return HostClass(Kind.EXTERNAL, f"{name} is an IP address that is not loopback")
+    if addr is None:
+        return None
+    if _is_loopback(addr):
+        return HostClass(Kind.LOCAL, f"{name} is a loopback address")
+    return HostClass(Kind.EXTERNAL, f"{name} is an IP address that is not loopback")
 
+
+def _rds(name: str) -> HostClass | None:
     rds = re.search(_RDS_SUFFIX, name)
-    if rds is not None:
-        labels = name.split(".")
-        endpoint = "RDS instance endpoint"
-        if len(labels) > 1:
-            for prefix, description in _RDS_ENDPOINTS:
-                if labels[1].startswith(prefix):
-                    endpoint = description
-                    break
-        return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
+    if rds is None:
+        return None
+    labels = name.split(".")
+    endpoint = next(
+        (
+            text
+            for prefix, text in _RDS_ENDPOINTS
+            if len(labels) > 1 and labels[1].startswith(prefix)
+        ),
+        "RDS instance endpoint",
+    )
+    return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
 
+
+def _service(name: str) -> HostClass:
+    """A CloudNativePG service, a plain in-cluster name, or an outside one."""
     labels = name.split(".")
     service_form = len(labels) <= 2 or (
         labels[2] == "svc" and ".".join(labels[3:]) in ("", CLUSTER_DOMAIN)
@@ -172,3 +180,9 @@ def classify_host(host: str) -> HostClass:
             Kind.INTERNAL, f"{name} is written name.namespace.svc: a Kubernetes Service"
         )
     return HostClass(Kind.EXTERNAL, f"{name} is a fully qualified domain name")
+
+
+def classify_host(host: str) -> HostClass:
+    """Classify ``host`` into a :class:`Kind` with the evidence for it (first rule wins)."""
+    name = normalize_host(host)
+    return _local_or_ip(name) or _rds(name) or _service(name)

@@ -193,6 +193,52 @@ def _parse(name: str, raw: str | None, parse: object, out: list[Problem]) -> obj
         return None
 
 
+def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, object]:
+    """The ``SQL_*`` values other than the password, parsed."""
+    values: dict[str, object] = {}
+    host = _get(environ, "SQL_HOST", out)
+    if host is not None:
+        problem = check_host(host)
+        if problem:
+            out.append(Problem("SQL_HOST", problem))
+        values["SQL_HOST"] = _libpq_host(host)
+    values["SQL_PORT"] = _parse("SQL_PORT", _get(environ, "SQL_PORT", out), parse_port, out)
+    for name in ("SQL_DATABASE", "SQL_USER", "SQL_SSL_ROOT_CERT"):
+        raw = _get(environ, name, out)
+        values[name] = raw.strip() if raw is not None else None
+    values["SQL_SSL_MODE"] = _parse(
+        "SQL_SSL_MODE", _get(environ, "SQL_SSL_MODE", out), parse_sslmode, out
+    )
+    values["SQL_CONNECTION_TYPE"] = _parse(
+        "SQL_CONNECTION_TYPE", _get(environ, "SQL_CONNECTION_TYPE", out), _connection_type, out
+    )
+    return values
+
+
+def _password(
+    environ: Mapping[str, str], out: list[Problem], secrets: list[str]
+) -> tuple[str | None, str | None, PasswordSource | None]:
+    """The password, the file it came from, and which variable gave it."""
+    password = environ.get("SQL_PASSWORD") or None
+    if password is not None and not _utf8(password):
+        out.append(Problem("SQL_PASSWORD", "is not valid UTF-8 text"))
+        password = None
+    path = _get(environ, "SQL_PASSWORD_FILE", out)
+    if path is None:
+        return password, None, "SQL_PASSWORD" if password is not None else None
+    if password is not None:
+        out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
+        return password, None, "SQL_PASSWORD"
+    path = path.strip()
+    try:
+        password = read_password_file(path)
+    except ValueError as exc:
+        out.append(Problem("SQL_PASSWORD_FILE", str(exc)))
+        return None, None, None
+    secrets.append(password)
+    return password, path, "SQL_PASSWORD_FILE"
+
+
 def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     """Read ``SQL_*`` and ``DATABASE_URL`` once: settings, every problem, the secrets."""
     out: list[Problem] = []
@@ -217,45 +263,10 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
             )
         )
 
-    values: dict[str, object] = {}
-    host = _get(environ, "SQL_HOST", out)
-    if host is not None:
-        problem = check_host(host)
-        if problem:
-            out.append(Problem("SQL_HOST", problem))
-        values["SQL_HOST"] = _libpq_host(host)
-    values["SQL_PORT"] = _parse("SQL_PORT", _get(environ, "SQL_PORT", out), parse_port, out)
-    for name in ("SQL_DATABASE", "SQL_USER"):
-        raw = _get(environ, name, out)
-        values[name] = raw.strip() if raw is not None else None
-    values["SQL_SSL_MODE"] = _parse(
-        "SQL_SSL_MODE", _get(environ, "SQL_SSL_MODE", out), parse_sslmode, out
-    )
-    rootcert = _get(environ, "SQL_SSL_ROOT_CERT", out)
-    values["SQL_SSL_ROOT_CERT"] = rootcert.strip() if rootcert is not None else None
-    connection_type = _parse(
-        "SQL_CONNECTION_TYPE", _get(environ, "SQL_CONNECTION_TYPE", out), _connection_type, out
-    )
-
-    password = environ.get("SQL_PASSWORD") or None
-    if password is not None and not _utf8(password):
-        out.append(Problem("SQL_PASSWORD", "is not valid UTF-8 text"))
-        password = None
-    password_file = _get(environ, "SQL_PASSWORD_FILE", out)
-    origin: PasswordSource | None = "SQL_PASSWORD" if password is not None else None
-    if password is not None and password_file is not None:
-        out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
-        password_file = None
-    elif password_file is not None:
-        password_file = password_file.strip()
-        try:
-            password = read_password_file(password_file)
-            secrets.append(password)
-            origin = "SQL_PASSWORD_FILE"
-        except ValueError as exc:
-            out.append(Problem("SQL_PASSWORD_FILE", str(exc)))
-            password_file = None
+    values = _plain_values(environ, out)
+    password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
+    connection_type = values.pop("SQL_CONNECTION_TYPE")
 
     source: Source = "SQL_*"
     if url is not None:
@@ -267,7 +278,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         ("SQL_DATABASE", "the database to connect to"),
         ("SQL_USER", "the role to log in as"),
     ):
-        if values.get(name) is None:
+        if values.get(name) is None and all(p.variable != name for p in out):
             out.append(Problem(name, f"is not set; a PostgreSQL engine needs {what}"))
 
     password_value = values.get("SQL_PASSWORD")

@@ -38,7 +38,7 @@ SQLITE_DEFAULT_NAME = "db.sqlite3"
 def _improperly_configured(problems: tuple[Problem, ...]) -> Exception:
     summary = "; ".join(str(p) for p in problems)
     try:
-        from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
+        from django.core.exceptions import ImproperlyConfigured
     except ImportError:
         return ConfigError(problems)
     error: Exception = ImproperlyConfigured(f"database settings: {summary}")
@@ -65,7 +65,11 @@ def database_config(
         return {"ENGINE": SQLITE_ENGINE, "NAME": str(name)}
     if not found.configured:
         # Nothing to connect to: fine at import, Django's own error at connection time.
-        return {"ENGINE": POSTGRESQL_ENGINE, "NAME": "", "USER": "", "HOST": "", "PORT": ""}
+        return {
+            "ENGINE": POSTGRESQL_ENGINE,
+            **dict.fromkeys(("NAME", "USER", "PASSWORD", "HOST", "PORT"), ""),
+            "OPTIONS": {},
+        }
     if found.problems:
         raise _improperly_configured(found.problems)
     planned = build_plan(settings, environ)
