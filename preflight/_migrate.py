@@ -295,7 +295,7 @@ def _setup_django(run_: Run, settings: str | None, env: Mapping[str, str]) -> No
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        import django  # type: ignore[import-untyped]
+        import django
 
         django.setup()
     except Exception as exc:
@@ -309,7 +309,7 @@ def _setup_django(run_: Run, settings: str | None, env: Mapping[str, str]) -> No
 
 def unapplied(connection: Any) -> list[str]:
     """``app.migration`` names still to apply, in order, as ``migrate`` would plan them."""
-    from django.db.migrations.executor import MigrationExecutor  # type: ignore[import-untyped]
+    from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -324,7 +324,7 @@ class Database:
     """
 
     def __init__(self, run_: Run, alias: str) -> None:
-        from django.db import connections  # type: ignore[import-untyped]
+        from django.db import connections
 
         self.run = run_
         self.alias = alias
@@ -514,7 +514,7 @@ def _lock_held(db: Database) -> dict[str, Any]:
 
 
 def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
-    from django.core.management import call_command  # type: ignore[import-untyped]
+    from django.core.management import call_command
     from django.db import connections
 
     locked = db.vendor == "postgresql"

@@ -1,8 +1,10 @@
 """``python -m preflight.django migrate``: migrations once under an advisory lock.
 
-Every run is the real command in an app venv (Django 4.2.3 + psycopg2-binary
-2.9.6, balancer's pins; Django 5.2 + psycopg 3) against a real server, on the
-test project in tests/fixtures/djangoapp.  Each test gets its own database.
+Every run is the real command against a real server, on the test project in
+tests/fixtures/djangoapp, under both drivers: in an app venv with balancer's
+pins (Django 4.2.3 + psycopg2-binary 2.9.6: no psycopg 3, no structlog, so the
+runner provably needs neither), and in the test venv (Django 5.2 + psycopg 3,
+where coverage measures it).  Each test gets its own database.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import pytest
 from preflight._migrate import LOCK_KEY_SQL, lock_key
 from tests.support import appvenv, cli, pg
 
-SPECS = [appvenv.BALANCER, appvenv.SPECS[3]]
+CELLS = {
+    "dj42-psycopg2": lambda: appvenv.ready(appvenv.BALANCER),
+    "dj52-psycopg3": appvenv.test_venv,
+}
 MIGRATIONS = [
     "ledger.0001_initial",
     "ledger.0002_slow",
@@ -48,9 +53,9 @@ def server(template: pg.Template) -> Iterator[pg.LocalServer]:
     server.destroy()
 
 
-@pytest.fixture(params=SPECS, ids=[spec.name for spec in SPECS])
+@pytest.fixture(params=list(CELLS))
 def venv(request: pytest.FixtureRequest) -> appvenv.AppVenv:
-    return appvenv.ready(request.param)
+    return CELLS[request.param]()
 
 
 @pytest.fixture
@@ -67,16 +72,16 @@ def database(server: pg.LocalServer) -> str:
 
 
 def app_env(server: pg.LocalServer, database: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return cli.base_env(
-        SQL_HOST=server.host,
-        SQL_PORT=str(server.port),
-        SQL_DATABASE=database,
-        SQL_USER=pg.APP_USER,
-        SQL_PASSWORD=pg.APP_PASSWORD,
-        DJANGO_SETTINGS_MODULE="appsite.settings",
-        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
-        **extra,
-    )
+    variables = {
+        "SQL_HOST": server.host,
+        "SQL_PORT": str(server.port),
+        "SQL_DATABASE": database,
+        "SQL_USER": pg.APP_USER,
+        "SQL_PASSWORD": pg.APP_PASSWORD,
+        "DJANGO_SETTINGS_MODULE": "appsite.settings",
+        "PREFLIGHT_TERMINATION_LOG": str(tmp_path / "termination-log"),
+    }
+    return cli.base_env(**(variables | extra))
 
 
 def command(venv: appvenv.AppVenv, *args: str) -> list[str]:
@@ -343,14 +348,16 @@ def test_follow_up_status_is_passed_on(
 
 
 def test_usage_and_configuration_errors(tmp_path: Path) -> None:
-    """--check with --then is a usage error (2); a bad PREFLIGHT_TIMEOUT or no settings
-    module is a configuration error (3), reported before any connection."""
+    """--check with --then, or an unknown alias, is a usage error (2); a bad timeout or
+    no settings module is a configuration error (3), reported before any connection."""
     venv = appvenv.ready(appvenv.BALANCER)
     env = cli.base_env(PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"))
     assert run(venv, env, "--check", "--then", "visit").code == 2
     bad_timeout = run(venv, {**env, "DJANGO_SETTINGS_MODULE": "appsite.settings"}, "--timeout=x")
     assert bad_timeout.code == 3
     assert "--timeout" in bad_timeout.event("preflight.migrate.failed")["message"]
+    no_alias = run(venv, {**env, "DJANGO_SETTINGS_MODULE": "appsite.settings"}, "--database=x")
+    assert no_alias.code == 2
     no_settings = run(venv, {**env, "PREFLIGHT_TIMEOUT": "5"})
     assert no_settings.code == 3
     assert "DJANGO_SETTINGS_MODULE" in no_settings.event("preflight.migrate.failed")["message"]
@@ -358,7 +365,7 @@ def test_usage_and_configuration_errors(tmp_path: Path) -> None:
 
 def test_sqlite_runs_without_the_lock(tmp_path: Path) -> None:
     """With SQLite there is no advisory lock: it migrates, says so, and --check passes."""
-    venv = appvenv.ready(appvenv.SPECS[3])
+    venv = appvenv.test_venv()
     env = cli.base_env(
         SQL_ENGINE="django.db.backends.sqlite3",
         SQL_DATABASE=str(tmp_path / "db.sqlite3"),
@@ -370,3 +377,21 @@ def test_sqlite_runs_without_the_lock(tmp_path: Path) -> None:
     assert migrated.event("preflight.migrate.unlocked")["vendor"] == "sqlite"
     assert migrated.event("preflight.migrate.migrated")["applied"] == MIGRATIONS
     assert run(venv, env, "--check").code == 0
+
+
+def test_connection_failures_are_classified(
+    venv: appvenv.AppVenv, server: pg.LocalServer, tmp_path: Path
+) -> None:
+    """A wrong password exits 4 at once; a closed port is retried until the deadline (10);
+    both through Django's own connection, with the check's reasons."""
+    env = app_env(server, pg.APP_DB, tmp_path, SQL_PASSWORD="not-the-password-9")
+    wrong = run(venv, env)
+    assert wrong.code == 4, wrong.stderr
+    assert wrong.event("preflight.migrate.failed")["reason"] == "auth_failed"
+    assert "not-the-password-9" not in wrong.stderr
+    assert "preflight.migrate.retrying" not in wrong.names()
+    closed = app_env(server, pg.APP_DB, tmp_path, SQL_PORT=str(pg.free_port()))
+    refused = run(venv, closed, "--timeout", "1")
+    assert refused.code == 10, refused.stderr
+    assert refused.event("preflight.migrate.failed")["reason"] == "refused"
+    assert refused.event("preflight.migrate.retrying")["reason"] == "refused"

@@ -138,6 +138,15 @@ def ready(spec: Spec) -> AppVenv:
     return with_preflight(build(spec), _session_wheel())
 
 
+def test_venv() -> AppVenv:
+    """The test venv itself as an app venv: Django 5.2 + psycopg 3 (the dev lock), this
+    checkout installed editable.  Runs there are measured by coverage (``make test``)."""
+    from importlib.metadata import version
+
+    spec = Spec("dj52-psycopg3", f"Django=={version('django')}", f"psycopg=={version('psycopg')}")
+    return AppVenv(spec, Path(sys.prefix))
+
+
 def app_command(venv: AppVenv, *args: str) -> list[str]:
     """``python ARGS`` in the app venv (run it with ``cwd=DJANGOAPP``)."""
     return [str(venv.python), *args]
