@@ -18,6 +18,7 @@ import argparse
 import datetime
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,30 @@ def notice(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> float:
     return float((exited - row[0]).total_seconds())
 
 
+def stop_time(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> float:
+    """Seconds from SIGTERM to exit for a runner inside a 60 s ``pg_sleep`` migration."""
+    database = f"stop_{venv.spec.name.replace('-', '_')}_{number}"
+    create_database(server, database)
+    env = env_for(server, database, DJANGOAPP_SLOW_SECONDS="60")
+    runner = subprocess.Popen(
+        appvenv.app_command(venv, "-m", "preflight.django", "migrate"),
+        cwd=appvenv.DJANGOAPP,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with server.admin(database) as conn:
+        while not conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()"
+        ).fetchall():
+            time.sleep(0.05)
+    sent = time.perf_counter()
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 143
+    return time.perf_counter() - sent
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="runs of each command per venv")
@@ -132,9 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         venvs = [appvenv.ready(appvenv.BALANCER), appvenv.ready(appvenv.SPECS[3])]
         rows: list[str] = []
         latencies: dict[str, list[float]] = {}
+        stops: dict[str, list[float]] = {}
         for venv in venvs:
             rows += cost(server, venv, args.runs)
             latencies[venv.spec.name] = [notice(server, venv, n) for n in range(args.notice)]
+            stops[venv.spec.name] = [stop_time(server, venv, n) for n in range(args.notice)]
     finally:
         server.destroy()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -161,6 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, values in latencies.items():
         lines.append(
             f"| {name} | {len(values)} | {statistics.median(values):.2f} s | {max(values):.2f} s |"
+        )
+    lines += [
+        "",
+        "SIGTERM to a runner inside the slow migration (a 60 s `pg_sleep` statement) "
+        "until it has exited with 143:",
+        "",
+        "| app venv | runs | median | max |",
+        "|---|---|---|---|",
+    ]
+    for name, values in stops.items():
+        lines.append(
+            f"| {name} | {len(values)} | {statistics.median(values) * 1000:.0f} ms "
+            f"| {max(values) * 1000:.0f} ms |"
         )
     print("\n".join(lines))
     return 0

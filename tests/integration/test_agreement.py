@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CNPG_HOST, RDS_HOST, need_root
+from tests.conftest import CNPG_HOST, RDS_HOST
 from tests.support import appvenv, cli, pg
 
 TLS_ONLY_HBA = (
@@ -209,6 +209,7 @@ def preflight(
     return _preflight_runs[scenario.name]
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("spec", appvenv.SPECS, ids=[spec.name for spec in appvenv.SPECS])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_app_and_check_agree(
@@ -220,7 +221,6 @@ def test_app_and_check_agree(
 ) -> None:
     """The app's real manage.py migrate and the preflight succeed or fail together,
     for the same reason."""
-    need_root()
     server: pg.LocalServer = request.getfixturevalue(scenario.server)
     venv = appvenv.ready(spec)
     app_command = appvenv.app_command(venv, "manage.py", "migrate", "--noinput")
