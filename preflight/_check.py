@@ -39,6 +39,7 @@ class Probe(Protocol):
         connect_timeout: int,
         require_extensions: tuple[str, ...] = (),
         create_extensions: bool = False,
+        reread_password: bool = False,
     ) -> ServerFacts: ...
 
 
@@ -51,12 +52,20 @@ class Outcome(NamedTuple):
     elapsed: float
 
 
-def _deadline_error(last: PreflightError | None, deadline: Deadline) -> PreflightError:
+def _deadline_error(
+    cut: DeadlineReached, last: PreflightError | None, deadline: Deadline
+) -> PreflightError:
     """The error to report when the deadline cut an attempt short."""
-    cut = f"the deadline ({deadline.timeout:g} s) passed during attempt"
+    when = f"the deadline ({deadline.timeout:g} s) passed during an attempt"
+    if cut.args:
+        hint = (
+            "the server took the login but a query hung: look for a transaction holding a "
+            "lock (pg_locks, pg_stat_activity) or a proxy that stalls the connection"
+        )
+        return error_for(Reason.TIMEOUT, f"{when}: {cut.args[0]}", hint=hint)
     if last is not None and last.retryable:
-        return error_for(last.reason, f"{last.message} ({cut} after it)", hint=last.hint)
-    return error_for(Reason.TIMEOUT, f"{cut}: nothing answered in time")
+        return error_for(last.reason, f"{last.message} ({when} after it)", hint=last.hint)
+    return error_for(Reason.TIMEOUT, f"{when}: nothing answered in time")
 
 
 def check(
@@ -84,6 +93,7 @@ def check(
             connect_timeout=options.connect_timeout,
             require_extensions=options.require_extensions,
             create_extensions=options.create_extensions,
+            reread_password=options.retry_auth and attempts > 1,
         )
         require(facts, plan.kind)
         return facts
@@ -105,6 +115,6 @@ def check(
             facts = loop(attempt)
     except PreflightError as error:
         return Outcome(None, error, attempts, deadline.elapsed())
-    except DeadlineReached:
-        return Outcome(None, _deadline_error(last, deadline), attempts, deadline.elapsed())
+    except DeadlineReached as cut:
+        return Outcome(None, _deadline_error(cut, last, deadline), attempts, deadline.elapsed())
     return Outcome(facts, None, attempts, deadline.elapsed())

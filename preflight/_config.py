@@ -62,6 +62,6 @@ def load(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None)
         options,
         plan,
         tuple(problems),
-        tuple(unknown_variables(environ)),
+        (*found.warnings, *unknown_variables(environ)),
         found.secrets,
     )

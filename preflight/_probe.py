@@ -8,6 +8,7 @@ a classified :class:`PreflightError`; the deadline leaves it as
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -23,6 +24,11 @@ from ._hosts import Kind
 from ._plan import Plan
 from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
+
+# psycopg reports what it ignores while closing a connection the deadline cut short
+# through the logging module; the preflight's own events say what happened.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 
 class Extensions(NamedTuple):
@@ -152,11 +158,13 @@ def _dns_hint(host: str) -> str | None:
     )
 
 
-def _conninfo(plan: Plan, deadline: Deadline, timeout: int, address: str | None) -> str:
+def _conninfo(
+    plan: Plan, deadline: Deadline, timeout: int, address: str | None, reread: bool
+) -> str:
     params: dict[str, Any] = {**plan.libpq_params(), "application_name": "preflight"}
     if address is not None:
         params["hostaddr"] = address
-    password = password_now(plan.settings)
+    password = password_now(plan.settings) if reread else plan.settings.password
     if password is not None:
         params["password"] = password.reveal()
     return make_conninfo("", connect_timeout=deadline.connect_timeout(timeout), **params)
@@ -195,18 +203,21 @@ def _cancel_at_deadline(conn: psycopg.Connection[Any]) -> Iterator[None]:
     except DeadlineReached:
         with contextlib.suppress(Exception):
             conn.cancel_safe(timeout=0.5)
-        raise
+        raise DeadlineReached(
+            "logged in, but the queries did not finish (a lock held on a catalog, or a "
+            "stalled connection?)"
+        ) from None
 
 
 def _connect(
-    plan: Plan, deadline: Deadline, timeout: int
+    plan: Plan, deadline: Deadline, timeout: int, reread: bool
 ) -> tuple[psycopg.Connection[Any], str | None]:
     """Log in, trying each address of the name in turn within the deadline."""
     addresses = _addresses(plan, deadline)
     last: PreflightError | None = None
     for address in addresses:
         try:
-            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address))
+            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
             return conn, address
         except psycopg.Error as exc:
             last = _failure(exc, plan)
@@ -223,9 +234,14 @@ def probe(
     connect_timeout: int,
     require_extensions: tuple[str, ...] = (),
     create_extensions: bool = False,
+    reread_password: bool = False,
 ) -> ServerFacts:
-    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error."""
-    conn, address = _connect(plan, deadline, connect_timeout)
+    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error.
+
+    ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
+    the secret may be rotated while the check waits).
+    """
+    conn, address = _connect(plan, deadline, connect_timeout, reread_password)
     try:
         with conn, _cancel_at_deadline(conn):
             left = deadline.remaining()

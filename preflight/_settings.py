@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 
 from ._errors import Problem
 from ._hosts import Kind, normalize_host
-from ._url import parse_database_url
+from ._url import UrlResult, parse_database_url
 from ._values import parse_port, parse_sslmode, quote
 
 POSTGRESQL_ENGINES = frozenset(
@@ -94,6 +94,7 @@ class SettingsResult(NamedTuple):
     problems: tuple[Problem, ...]
     secrets: tuple[str, ...]
     configured: bool  # False when no database variable is set at all
+    warnings: tuple[str, ...] = ()
 
 
 def read_password_file(path: str) -> str:
@@ -263,6 +264,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
             )
         )
 
+    warnings: list[str] = []
     values = _plain_values(environ, out)
     password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
@@ -271,7 +273,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     source: Source = "SQL_*"
     if url is not None:
         source = "DATABASE_URL"
-        origin = _merge_url(url, values, origin, secrets, out)
+        origin = _merge_url(url, values, origin, secrets, out, warnings)
 
     for name, what in (
         ("SQL_HOST", "the database host"),
@@ -296,7 +298,9 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         connection_type=connection_type if isinstance(connection_type, Kind) else None,
         source=source,
     )
-    return SettingsResult(settings, tuple(out), tuple(dict.fromkeys(secrets)), configured)
+    return SettingsResult(
+        settings, tuple(out), tuple(dict.fromkeys(secrets)), configured, tuple(warnings)
+    )
 
 
 def _str(value: object) -> str | None:
@@ -309,13 +313,14 @@ def _merge_url(
     origin: PasswordSource | None,
     secrets: list[str],
     out: list[Problem],
+    warnings: list[str],
 ) -> PasswordSource | None:
     """Fill ``values`` from the URL; a value that contradicts ``SQL_*`` is a problem."""
     result = parse_database_url(url)
     out.extend(Problem("DATABASE_URL", message) for message in result.problems)
+    warnings.extend(f"DATABASE_URL: {message}" for message in result.warnings)
+    secrets.extend(_url_secrets(url, result))
     parts = result.parts
-    if parts.password:
-        secrets.append(parts.password)
     sslmode = None
     if parts.sslmode is not None:
         try:
@@ -347,6 +352,14 @@ def _merge_url(
                     Problem(name, f"{quote(mine)} conflicts with {quote(theirs)} in DATABASE_URL")
                 )
     return origin
+
+
+def _url_secrets(url: str, result: UrlResult) -> list[str]:
+    """The URL's password; for a URL that could not be split, whatever may hold it."""
+    if not result.problems:
+        return [result.parts.password] if result.parts.password else []
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    return sorted({userinfo, userinfo.rpartition(":")[2]} - {""})
 
 
 def _same(name: str, mine: object, theirs: object) -> bool:

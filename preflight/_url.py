@@ -195,15 +195,7 @@ class _Reader:
             value = self.decoded(raw_value, f"parameter {_shown(key)}")
             if key in PASSED_THROUGH:
                 passed.append(key)
-            elif key == "sslmode":
-                self.sslmode(value or "")
-            elif key == "sslrootcert":
-                self.set("sslrootcert", value, via_query=True)
-            elif key == "port":
-                self.port(value or "", via_query=True)
-            elif key in _QUERY_FIELDS:
-                self.set(_QUERY_FIELDS[key], value, via_query=True)
-            else:
+            elif not self.parameter(key, value):
                 unknown.append(key)
         if passed:
             names = ", ".join(sorted(passed))
@@ -213,6 +205,20 @@ class _Reader:
         if unknown:
             names = ", ".join(_shown(k) for k in sorted(unknown))
             self.warnings.append(f"ignores unknown parameters {names}; libpq may refuse them")
+
+    def parameter(self, key: str, value: str | None) -> bool:
+        """Take one parameter the check uses; False when it is not one of them."""
+        if key == "sslmode":
+            self.sslmode(value or "")
+        elif key == "sslrootcert":
+            self.set("sslrootcert", value, via_query=True)
+        elif key == "port":
+            self.port(value or "", via_query=True)
+        elif key in _QUERY_FIELDS:
+            self.set(_QUERY_FIELDS[key], value, via_query=True)
+        else:
+            return False
+        return True
 
     def sslmode(self, value: str) -> None:
         if value in SSL_MODES:

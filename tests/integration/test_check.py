@@ -545,3 +545,21 @@ def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
     )
     by_module = cli.run(env, "explain", json_stderr=False)
     assert json.loads(by_script.stdout) == json.loads(by_module.stdout)
+
+
+def test_deadline_covers_a_query_stuck_on_a_lock(plain_server: Any, tmp_path: Path) -> None:
+    """A lock held on pg_extension: the extension query ends at the deadline (statement
+    timeout and cancel), the run within PREFLIGHT_TIMEOUT + 1 s, and the lock holder's
+    server sees the query cancelled."""
+    with plain_server.admin(APP_DB) as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE")
+        env = app_env(
+            plain_server, tmp_path, PREFLIGHT_TIMEOUT="3", PREFLIGHT_REQUIRE_EXTENSIONS="plpgsql"
+        )
+        result = run(env, tmp_path, 10)
+        holder.execute("ROLLBACK")
+    failed = result.event("preflight.failed")
+    assert failed["reason"] == "timeout"
+    assert result.seconds < 3 + 1 + 1  # the deadline, its second, and Python's start-up
+    assert failed["elapsed"] <= 4

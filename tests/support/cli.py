@@ -55,8 +55,8 @@ def isolated(
     ]
     for number, (target, source) in enumerate((mounts or {}).items()):
         steps.append(_volume(Path(target), source, workdir / f"volume-{number}"))
-    for target, source in (files or {}).items():
-        steps.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}")
+    for original, stand_in in (files or {}).items():
+        steps.append(f"mount --bind {shlex.quote(str(stand_in))} {shlex.quote(str(original))}")
     return unshare(" && ".join([*steps, 'exec "$@"']), command)
 
 

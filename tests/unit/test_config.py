@@ -331,3 +331,17 @@ def test_any_host_or_port_gives_a_plan_or_problems(host: str, port: str) -> None
         assert config.plan is not None
         assert 1 <= config.settings.port <= 65535
         assert config.plan.libpq_params()["port"] == str(config.settings.port)
+
+
+def test_url_warnings_reach_the_config() -> None:
+    """A pass-through DATABASE_URL parameter is a warning, not a problem."""
+    config = load({"DATABASE_URL": "postgres://u:pw@db/app?connect_timeout=5&application_name=x"})
+    assert config.problems == ()
+    assert any(w.startswith("DATABASE_URL:") and "connect_timeout" in w for w in config.warnings)
+
+
+def test_a_refused_url_still_registers_its_userinfo_as_secret() -> None:
+    """A URL whose userinfo could not be split registers it, so it is withheld anywhere."""
+    config = load({"DATABASE_URL": "postgres://u:pa/ss@w0rd@db/app"})
+    assert any(p.variable == "DATABASE_URL" for p in config.problems)
+    assert "pa/ss@w0rd" in config.secrets
