@@ -41,6 +41,7 @@ from . import _exit_codes, _termination
 from ._exit_codes import REASONS, ExitClass, Reason
 from ._failures import classify
 from ._redact import Redactor
+from ._settings import read_settings
 
 LOCK_PREFIX = "preflight.migrate:"
 # The same key computed by the server, for people looking at pg_locks.
@@ -251,6 +252,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     args = _parser().parse_args(argv)  # exits 2 on a usage error
     log = Log()
+    # The password in every form the app's settings may hold it (SQL_PASSWORD, the
+    # file, DATABASE_URL), withheld from the first line on, settings errors included.
+    for secret in read_settings(env).secrets:
+        log.add_secret(secret)
     termination = env.get("PREFLIGHT_TERMINATION_LOG") or _termination.DEFAULT_PATH
     run_ = Run(log, DEFAULT_TIMEOUT, termination)
     Signals(run_).install()

@@ -349,7 +349,8 @@ def test_follow_up_status_is_passed_on(
 
 def test_usage_and_configuration_errors(tmp_path: Path) -> None:
     """--check with --then, or an unknown alias, is a usage error (2); a bad timeout or
-    no settings module is a configuration error (3), reported before any connection."""
+    no settings module, or settings that do not load, is a configuration error (3),
+    reported before any connection and without the password."""
     venv = appvenv.ready(appvenv.BALANCER)
     env = cli.base_env(PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"))
     assert run(venv, env, "--check", "--then", "visit").code == 2
@@ -358,6 +359,10 @@ def test_usage_and_configuration_errors(tmp_path: Path) -> None:
     assert "--timeout" in bad_timeout.event("preflight.migrate.failed")["message"]
     no_alias = run(venv, {**env, "DJANGO_SETTINGS_MODULE": "appsite.settings"}, "--database=x")
     assert no_alias.code == 2
+    pasted = {"SQL_HOST": "db", "SQL_PORT": pg.APP_PASSWORD, "SQL_PASSWORD": pg.APP_PASSWORD}
+    bad_settings = run(venv, {**env, **pasted, "DJANGO_SETTINGS_MODULE": "appsite.settings"})
+    assert bad_settings.code == 3  # run() also checks the password shows nowhere
+    assert "SQL_PORT" in bad_settings.event("preflight.migrate.failed")["message"]
     no_settings = run(venv, {**env, "PREFLIGHT_TIMEOUT": "5"})
     assert no_settings.code == 3
     assert "DJANGO_SETTINGS_MODULE" in no_settings.event("preflight.migrate.failed")["message"]
