@@ -35,7 +35,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NamedTuple, NoReturn, TextIO
-from urllib.parse import quote
 
 from . import _exit_codes, _termination
 from ._exit_codes import REASONS, ExitClass, Reason
@@ -95,8 +94,7 @@ class Log:
         self._redactor = Redactor()
 
     def add_secret(self, secret: str) -> None:
-        self._redactor.add(secret)
-        self._redactor.add(quote(secret, safe=""))
+        self._redactor.add(secret)  # it finds escaped and percent-encoded forms too
 
     def scrub(self, value: Any) -> Any:
         return self._redactor.document(value)
@@ -531,7 +529,7 @@ def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
         work = connections[db.alias]
         try:
             pending = unapplied(work)
-            call_command("migrate", interactive=False, verbosity=1)
+            call_command("migrate", database=db.alias, interactive=False, verbosity=1)
         except (Exception, SystemExit) as exc:
             if isinstance(exc, SystemExit) and exc.code in (None, 0):
                 pending = []
