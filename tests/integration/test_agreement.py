@@ -248,6 +248,13 @@ def test_app_and_check_agree(
         assert re.search(scenario.app_says, app_output), app_output
 
 
+@pytest.mark.parametrize("spec", appvenv.SPECS, ids=[spec.name for spec in appvenv.SPECS])
+def test_each_cell_runs_its_own_driver(spec: appvenv.Spec) -> None:
+    """Django's backend in each app venv really uses the driver the cell is named for."""
+    expected = "psycopg2" if spec.driver.startswith("psycopg2") else "psycopg"
+    assert appvenv.driver_of(appvenv.ready(spec).python) == expected
+
+
 def test_installing_the_helper_keeps_the_apps_driver(tmp_path: Path) -> None:
     """With balancer's pins, pip install of this package (with its dependencies) adds
     no psycopg 3, and Django still uses psycopg2."""
