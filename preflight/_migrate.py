@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NamedTuple, NoReturn, TextIO
 
-from . import _exit_codes, _termination
+from . import _events, _exit_codes, _termination
 from ._exit_codes import REASONS, ExitClass, Reason
 from ._failures import classify
 from ._redact import Redactor
@@ -56,14 +56,8 @@ MIGRATION_HINT = (
     "read the error above; the failed migration was rolled back (PostgreSQL runs each "
     "migration in a transaction) and the lock released, so the next runner retries it"
 )
-PENDING_HINT = (
-    "a pod that may migrate (python -m preflight.django migrate) has not applied these yet: "
-    "check that it runs and read its log"
-)
-LOCK_HINT = (
-    "another runner holds the migration lock (pid shown): its migrations or follow-up "
-    "commands are still running, or it is stuck; pg_stat_activity shows what it does"
-)
+PENDING_HINT = REASONS[Reason.MIGRATIONS_PENDING].hint
+LOCK_HINT = REASONS[Reason.MIGRATION_LOCK_HELD].hint
 
 
 def lock_key(database: str) -> int:
@@ -140,7 +134,7 @@ class Run:
         message = self.log.scrub(" ".join(message.split()))
         self.log.emit(
             "error",
-            "preflight.migrate.failed",
+            _events.MIGRATE_FAILED,
             **{"class": exit_class.name},
             exit_code=exit_class.code,
             reason=reason,
@@ -186,7 +180,7 @@ class Signals:
         code = _exit_codes.interrupted_code(signum)
         self._run.log.emit(
             "warning",
-            "preflight.migrate.interrupted",
+            _events.MIGRATE_INTERRUPTED,
             signal=signal.Signals(signum).name,
             exit_code=code,
             elapsed=self._run.elapsed(),
@@ -372,7 +366,7 @@ class Database:
             self.run.fail(failure.exit_class, failure.reason, failure.message, failure.hint)
         self.run.log.emit(
             "warning",
-            "preflight.migrate.retrying",
+            _events.MIGRATE_RETRYING,
             reason=failure.reason,
             message=self.run.log.scrub(failure.message),
             elapsed=self.run.elapsed(),
@@ -450,7 +444,7 @@ def _run(run_: Run, args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     run_.log.emit(
         "info",
-        "preflight.migrate.plan",
+        _events.MIGRATE_PLAN,
         mode="check" if args.check else "migrate",
         database=db.settings.get("NAME"),
         host=db.settings.get("HOST"),
@@ -467,7 +461,7 @@ def _run(run_: Run, args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if db.vendor != "postgresql":
             run_.log.emit(
                 "warning",
-                "preflight.migrate.unlocked",
+                _events.MIGRATE_UNLOCKED,
                 vendor=db.vendor,
                 reason="advisory locks are a PostgreSQL feature: running without the lock",
             )
@@ -500,7 +494,7 @@ def _wait(run_: Run, db: Database, ready: Callable[[], dict[str, Any] | None]) -
             run_.fail(_exit_codes.UNREACHABLE, reason, awaited.pop("message"), awaited.pop("hint"))
         if time.monotonic() >= next_log:
             public = {k: v for k, v in awaited.items() if k not in ("message", "hint")}
-            run_.log.emit("info", "preflight.migrate.waiting", waited=waited, **public)
+            run_.log.emit("info", _events.MIGRATE_WAITING, waited=waited, **public)
             next_log += LOG_EVERY_SECONDS
         _sleep()
 
@@ -508,7 +502,7 @@ def _wait(run_: Run, db: Database, ready: Callable[[], dict[str, Any] | None]) -
 def _lock_held(db: Database) -> dict[str, Any]:
     pid = db.holder()
     return {
-        "reason": "migration_lock_held",
+        "reason": Reason.MIGRATION_LOCK_HELD.value,
         "holder_pid": pid,
         "lock_key": db.key,
         "message": f"the migration lock {db.key} is still held by pid {pid}",
@@ -524,7 +518,7 @@ def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
     waited = 0.0
     if locked:
         waited = _wait(run_, db, lambda: None if db.try_lock() else _lock_held(db))
-        run_.log.emit("info", "preflight.migrate.locked", lock_key=db.key, waited=waited)
+        run_.log.emit("info", _events.MIGRATE_LOCKED, lock_key=db.key, waited=waited)
     try:
         work = connections[db.alias]
         try:
@@ -540,7 +534,7 @@ def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
                     f"migrate failed: {type(exc).__name__}: {exc}",
                     MIGRATION_HINT,
                 )
-        run_.log.emit("info", "preflight.migrate.migrated", applied=pending)
+        run_.log.emit("info", _events.MIGRATE_MIGRATED, applied=pending)
         for command in then:
             _follow_up(run_, command, call_command)
     finally:
@@ -551,12 +545,12 @@ def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
             if not released:
                 run_.log.emit(
                     "warning",
-                    "preflight.migrate.lock_lost",
+                    _events.MIGRATE_LOCK_LOST,
                     lock_key=db.key,
                     reason="the lock's session ended before the release",
                 )
         connections.close_all()
-    run_.log.emit("info", "preflight.migrate.done", waited=waited, elapsed=run_.elapsed())
+    run_.log.emit("info", _events.MIGRATE_DONE, waited=waited, elapsed=run_.elapsed())
     return 0
 
 
@@ -578,11 +572,11 @@ def _follow_up(run_: Run, command: str, call_command: Callable[..., Any]) -> Non
         message = f"{type(exc).__name__}: {exc}"
     elapsed = round(time.monotonic() - started, 3)
     if code == 0:
-        run_.log.emit("info", "preflight.migrate.command", command=words[0], elapsed=elapsed)
+        run_.log.emit("info", _events.MIGRATE_COMMAND, command=words[0], elapsed=elapsed)
         return
     run_.log.emit(
         "error",
-        "preflight.migrate.command_failed",
+        _events.MIGRATE_COMMAND_FAILED,
         command=words[0],
         exit_code=code,
         message=run_.log.scrub(" ".join(message.split())),
@@ -597,7 +591,7 @@ def _check(run_: Run, db: Database) -> int:
         pending = unapplied(db.conn)
         if pending:
             return {
-                "reason": "migrations_pending",
+                "reason": Reason.MIGRATIONS_PENDING.value,
                 "unapplied": pending,
                 "message": f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
                 "hint": PENDING_HINT,
@@ -607,5 +601,5 @@ def _check(run_: Run, db: Database) -> int:
         return None
 
     waited = _wait(run_, db, awaited)
-    run_.log.emit("info", "preflight.migrate.current", waited=waited, elapsed=run_.elapsed())
+    run_.log.emit("info", _events.MIGRATE_CURRENT, waited=waited, elapsed=run_.elapsed())
     return 0

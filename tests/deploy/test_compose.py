@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ServerFactory, need_root, unavailable
+from tests.conftest import ServerFactory, unavailable
 from tests.deploy.netns import run_against
 from tests.support import cli
 from tests.support.pg import APP_USER, VECTOR_STANDIN
@@ -154,11 +154,11 @@ def test_fixed_addresses_are_free_and_inside_app_net(merged: dict[str, Any]) -> 
     assert all(ipaddress.ip_address(a) in subnet for a in addresses)
 
 
+@pytest.mark.root
 def test_preflight_service_environment_reaches_db(
     merged: dict[str, Any], make_server: ServerFactory, tmp_path: Path
 ) -> None:
     """The preflight, with the merged service's exact environment, exits 0 against `db`."""
-    need_root()
     service_env = {k: str(v) for k, v in merged["services"]["preflight"]["environment"].items()}
     db_env = merged["services"]["db"]["environment"]
     server = make_server("compose", extensions=VECTOR_STANDIN)
@@ -185,11 +185,11 @@ def test_preflight_service_environment_reaches_db(
     assert result.event("preflight.ready")["extensions"]["installed"] == ["vector"]
 
 
+@pytest.mark.root
 def test_preflight_where_db_does_not_resolve_fails_with_dns(
     merged: dict[str, Any], tmp_path: Path
 ) -> None:
     """Where `db` does not resolve (a service off app_net): dns (10), the hint names networks."""
-    need_root()
     service_env = {k: str(v) for k, v in merged["services"]["preflight"]["environment"].items()}
     env = {**cli.base_env(), **service_env}
     result = cli.run(env, "--timeout", "2", hosts={}, workdir=tmp_path)

@@ -22,7 +22,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.conftest import RDS_HOST, ServerFactory, need_root, unavailable
+from tests.conftest import RDS_HOST, ServerFactory, unavailable
 from tests.deploy.netns import run_against
 from tests.support import cli, k8s
 from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, VECTOR_STANDIN, LocalServer
@@ -293,11 +293,11 @@ def _with_vector(server: LocalServer) -> LocalServer:
 SANDBOX_SECRET = _secret("balancer-config", SQL_PASSWORD=APP_PASSWORD, SECRET_KEY="not-used")
 
 
+@pytest.mark.root
 def test_sandbox_overlay_reaches_the_shared_cluster(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     """Sandbox: ConfigMap + Secret env, the shared cluster's -rw name: exit 0, read-write."""
-    need_root()
     server = _with_vector(make_server("sandbox", extensions=VECTOR_STANDIN))
     result = _run_init_container(
         "sandbox", server, [SANDBOX_SECRET], {SANDBOX_HOST: "127.0.0.1"}, tmp_path
@@ -318,11 +318,11 @@ def test_sandbox_overlay_reaches_the_shared_cluster(
     assert ready["extensions"]["installed"] == ["vector"]
 
 
+@pytest.mark.root
 def test_sandbox_overlay_wrong_password_fails_at_once(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     """A wrong SQL_PASSWORD in the Secret fails with auth_failed (4), no retries."""
-    need_root()
     server = _with_vector(make_server("sandbox-auth", extensions=VECTOR_STANDIN))
     wrong = _secret("balancer-config", SQL_PASSWORD=APP_PASSWORD + "-rotated")
     result = _run_init_container("sandbox", server, [wrong], {SANDBOX_HOST: "127.0.0.1"}, tmp_path)
@@ -344,11 +344,11 @@ def tls_server(make_server: ServerFactory, server_tls: tuple[str, str]) -> Local
     )
 
 
+@pytest.mark.root
 def test_sandbox_verify_ca_with_the_copied_ca(
     tls_server: LocalServer, ca: Any, tmp_path: Path
 ) -> None:
     """verify-ca against the CA copied into namespace balancer as a ConfigMap: exit 0."""
-    need_root()
     copied = _configmap("shared-cluster-ca", **{"ca.crt": ca.cert_pem.bytes().decode()})
     result = _run_init_container(
         "sandbox-verify-ca",
@@ -363,9 +363,9 @@ def test_sandbox_verify_ca_with_the_copied_ca(
     assert result.event("preflight.ready")["tls"] is True
 
 
+@pytest.mark.root
 def test_sandbox_verify_ca_with_a_stale_copy_fails(tls_server: LocalServer, tmp_path: Path) -> None:
     """A copy of another (say, the renewed operator's previous) CA: tls_untrusted, exit 6."""
-    need_root()
     import trustme
 
     stale = trustme.CA(organization_name="an older CA")
@@ -381,9 +381,9 @@ def test_sandbox_verify_ca_with_a_stale_copy_fails(tls_server: LocalServer, tmp_
     assert result.event("preflight.failed")["reason"] == "tls_untrusted"
 
 
+@pytest.mark.root
 def test_live_overlay_verifies_rds_fully(tls_server: LocalServer, ca: Any, tmp_path: Path) -> None:
     """Live: every SQL_* from the Secret, empty ConfigMap, RDS bundle: verify-full, exit 0."""
-    need_root()
     secret = _secret(
         "balancer-config",
         SQL_ENGINE="django.db.backends.postgresql",
@@ -406,11 +406,11 @@ def test_live_overlay_verifies_rds_fully(tls_server: LocalServer, ca: Any, tmp_p
     assert ready["extensions"]["installed"] == ["vector"]
 
 
+@pytest.mark.root
 def test_live_overlay_rejects_a_certificate_for_another_host(
     tls_server: LocalServer, ca: Any, tmp_path: Path
 ) -> None:
     """verify-full checks the host name: an RDS name the certificate lacks fails with 6."""
-    need_root()
     other = re.sub(r"^[^.]+", "other-instance", RDS_HOST)
     secret = _secret(
         "balancer-config",
