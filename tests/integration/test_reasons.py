@@ -22,9 +22,9 @@ import pytest
 
 from preflight import Reason
 from tests.conftest import ServerFactory
-from tests.integration.test_check import TLS_ONLY_HBA, app_env, checked, run
+from tests.integration.test_check import TLS_ONLY_HBA, app_env, checked, closed_port_env, run
 from tests.support import cli
-from tests.support.pg import LocalServer, free_port
+from tests.support.pg import LocalServer
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -33,15 +33,8 @@ TESTS = Path(__file__).resolve().parents[1]
 def test_network_no_route_to_host(tmp_path: Path) -> None:
     """A host the network cannot route to (an ICMP host-unreachable, on loopback in a private
     network namespace): reason network, retried until the deadline."""
-    port = free_port()
-    env = cli.base_env(
-        SQL_HOST="127.0.0.1",
-        SQL_PORT=str(port),
-        SQL_DATABASE="d",
-        SQL_USER="u",
-        PREFLIGHT_TIMEOUT="2",
-        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
-    )
+    env = closed_port_env(tmp_path, timeout="2")
+    port = env["SQL_PORT"]
     script = (
         "ip link set lo up && iptables -A OUTPUT -p tcp -d 127.0.0.1 "
         f'--dport {port} -j REJECT --reject-with icmp-host-unreachable && exec "$@"'
@@ -116,14 +109,7 @@ def strange_server() -> Iterator[int]:
 
 def test_unknown_message_is_retried_until_the_deadline(strange_server: int, tmp_path: Path) -> None:
     """A message nobody has classified: reason unknown, retried, exit 10 at the deadline."""
-    env = cli.base_env(
-        SQL_HOST="127.0.0.1",
-        SQL_PORT=str(strange_server),
-        SQL_DATABASE="d",
-        SQL_USER="u",
-        PREFLIGHT_TIMEOUT="2",
-        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
-    )
+    env = {**closed_port_env(tmp_path, timeout="2"), "SQL_PORT": str(strange_server)}
     result = run(env, tmp_path, 10)
     failed = result.event("preflight.failed")
     assert failed["reason"] == "unknown"
