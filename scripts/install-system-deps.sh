@@ -13,6 +13,7 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v unshare >/dev/null || missing+=(util-linux)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
