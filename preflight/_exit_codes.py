@@ -253,7 +253,8 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.CONFIG_INVALID: ReasonInfo(
         CONFIG_INVALID,
         False,
-        "fix each variable named in `problems`; `preflight explain` shows the resolved plan",
+        "fix each variable named in `problems`; once they are valid, `preflight explain` "
+        "shows the resolved plan",
     ),
     Reason.LIBPQ_OPTION: ReasonInfo(
         CONFIG_INVALID,
