@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny counts, for the tests")
     parser.add_argument(
-        "--chaos-runs", type=int, default=None, help="chaos runs (default 600, smoke 13)"
+        "--chaos-runs", type=int, default=None, help="chaos runs (default 500, smoke 14)"
     )
     parser.add_argument("--chaos-seed", type=int, default=1, help="chaos random seed")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.smoke and not getattr(module, "SMOKE", True):
                 continue
             if part == "chaos":
-                runs = args.chaos_runs or (13 if args.smoke else 600)
+                runs = args.chaos_runs or (14 if args.smoke else 500)
                 body = module.run(servers, args.smoke, runs=runs, seed=args.chaos_seed)
                 run_command = f"{command} --chaos-runs {runs} --chaos-seed {args.chaos_seed}"
             else:

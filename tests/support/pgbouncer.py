@@ -82,12 +82,14 @@ class PgBouncer:
     def start(self, timeout: float = 10) -> None:
         """Start PgBouncer and wait until it accepts TCP connections."""
         assert self.process is None or self.process.poll() is not None
-        user = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        as_root = os.geteuid() == 0
         self.process = subprocess.Popen(
             [self.binary, str(self.dir / "pgbouncer.ini")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            **(user if os.geteuid() == 0 else {}),  # type: ignore[arg-type]
+            user="postgres" if as_root else None,
+            group="postgres" if as_root else None,
+            extra_groups=[] if as_root else None,
         )
         end = time.monotonic() + timeout
         while True:
