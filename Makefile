@@ -29,11 +29,11 @@ demo: system-deps $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check preflight tests scripts benchmarks
 	$(BIN)/ruff format --check preflight tests scripts benchmarks
-	$(BIN)/mypy --strict preflight
+	$(BIN)/mypy --strict preflight tests scripts benchmarks
 
 # The whole suite, slow image and manifest tests included (what CI runs).
 test: system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
 
 # Everything but the tests marked slow.
 test-fast: $(STAMP)

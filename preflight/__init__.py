@@ -1,21 +1,24 @@
 """preflight: wait until a Django app's PostgreSQL really accepts a login.
 
-The public API is small; everything else lives in private modules:
+The data flows one way, each step in its own private module:
 
-- ``_env``: the environment contract (``SQL_*``, ``DATABASE_URL``, ``PREFLIGHT_*``)
-- ``_hosts``: host classification
-- ``_sslmode``: SSL mode choice
-- ``_plan``: the connection plan built from those three
-- ``_probe``: one connection attempt against the server
-- ``_failures``: psycopg errors mapped to reasons and hints
-- ``_exit_codes``: failure classes mapped to exit codes
-- ``_retry``: the backoff, jitter and deadline policy
-- ``_check``: the retry loop around the probe
-- ``_cli``, ``_logging``, ``_signals``, ``_termination``: the process around it
-- ``django``: ``database_config()`` for the app's settings
+- environment -> settings: ``_settings`` (``SQL_*``, ``DATABASE_URL``; ``_url``),
+  ``_options`` (``PREFLIGHT_*``), ``_values`` (parsers), ``_config`` (one pass)
+- settings -> plan: ``_hosts`` (classification), ``_sslmode`` (SSL choice),
+  ``_trust`` (``system`` CA), ``_libpq_env`` (``PG*``), ``_plan``
+- plan -> attempt: ``_dns`` (lookup under the deadline), ``_probe`` (one
+  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff, deadline),
+  ``_check`` (the loop, with an instrumentation hook)
+- attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
+  ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
+  ``_signals``, ``_cli``
+- ``django``: ``database_config()`` for the app's settings (standard library only);
+  ``_migrate``: ``python -m preflight.django migrate``
+
+Importing this package imports only the standard library.
 """
 
-from ._env import DatabaseSettings, Options, Secret, load
+from ._config import Config, load
 from ._errors import (
     AuthFailed,
     CheckFailed,
@@ -26,17 +29,25 @@ from ._errors import (
     Problem,
     TlsFailed,
     Unreachable,
+    UsageError,
 )
+from ._exit_codes import ExitClass, Reason
 from ._hosts import HostClass, Kind, classify_host
-from ._plan import Plan, explain, resolve
+from ._options import Options
+from ._plan import Plan, build_plan
+from ._settings import DatabaseSettings, Secret, read_settings
 from ._sslmode import choose_sslmode
+
+__version__ = "0.2.0"
 
 __all__ = [
     "AuthFailed",
     "CheckFailed",
+    "Config",
     "ConfigError",
     "DatabaseMissing",
     "DatabaseSettings",
+    "ExitClass",
     "HostClass",
     "Interrupted",
     "Kind",
@@ -44,12 +55,14 @@ __all__ = [
     "Plan",
     "PreflightError",
     "Problem",
+    "Reason",
     "Secret",
     "TlsFailed",
     "Unreachable",
+    "UsageError",
+    "build_plan",
     "choose_sslmode",
     "classify_host",
-    "explain",
     "load",
-    "resolve",
+    "read_settings",
 ]

@@ -1,66 +1,120 @@
-"""The check: the plan, the retry loop around one probe, and the outcome."""
+"""The check: the retry loop around one probe, and its outcome.
+
+The loop does not log.  It reports each failed attempt to an instrumentation
+hook (``on_retry``, as stamina's instrumentation does) and returns an
+:class:`Outcome` that carries the attempts and the time taken, whether the
+database became ready or not.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
-from ._env import Options
-from ._errors import PreflightError
+from ._errors import PreflightError, error_for
+from ._exit_codes import Reason
+from ._options import Options
 from ._plan import Plan
 from ._probe import ServerFacts, probe, require
-from ._retry import Deadline, is_retryable, retrying
+from ._retry import Backoff, Deadline, DeadlineReached, retrying
 
 
-class Result:
-    """A ready database: the facts and how long it took."""
+class RetryDetails(NamedTuple):
+    """What the hook learns about one failed attempt that will be retried."""
 
-    def __init__(self, facts: ServerFacts, attempts: int, elapsed: float) -> None:
-        self.facts = facts
-        self.attempts = attempts
-        self.elapsed = elapsed
+    attempt: int
+    error: PreflightError
+    next_delay: float
+    elapsed: float
+    timeout: float
 
 
-def check(plan: Plan, options: Options, log: Any) -> Result:
-    """Probe until ready; raise the classified :class:`PreflightError` otherwise."""
-    deadline = Deadline(options.timeout)
+class Probe(Protocol):
+    def __call__(
+        self,
+        plan: Plan,
+        deadline: Deadline,
+        *,
+        connect_timeout: int,
+        require_extensions: tuple[str, ...] = (),
+        create_extensions: bool = False,
+        reread_password: bool = False,
+    ) -> ServerFacts: ...
+
+
+class Outcome(NamedTuple):
+    """How the check ended: ``facts`` when ready, ``error`` otherwise."""
+
+    facts: ServerFacts | None
+    error: PreflightError | None
+    attempts: int
+    elapsed: float
+
+
+def _deadline_error(
+    cut: DeadlineReached, last: PreflightError | None, deadline: Deadline
+) -> PreflightError:
+    """The error to report when the deadline cut an attempt short."""
+    when = f"the deadline ({deadline.timeout:g} s) passed during an attempt"
+    if cut.args:
+        hint = (
+            "the server took the login but a query hung: look for a transaction holding a "
+            "lock (pg_locks, pg_stat_activity) or a proxy that stalls the connection"
+        )
+        return error_for(Reason.TIMEOUT, f"{when}: {cut.args[0]}", hint=hint)
+    if last is not None and last.retryable:
+        return error_for(last.reason, f"{last.message} ({when} after it)", hint=last.hint)
+    return error_for(Reason.TIMEOUT, f"{when}: nothing answered in time")
+
+
+def check(
+    plan: Plan,
+    options: Options,
+    *,
+    on_retry: Callable[[RetryDetails], None] = lambda _details: None,
+    probe: Probe = probe,
+    deadline: Deadline | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    backoff: Backoff | None = None,
+) -> Outcome:
+    """Probe until ready, a failure that cannot heal, or the deadline."""
+    deadline = deadline or Deadline(options.timeout)
+    backoff = backoff or Backoff(options.backoff_initial, options.backoff_max, options.jitter)
     attempts = 0
+    last: PreflightError | None = None
 
     def attempt() -> ServerFacts:
         nonlocal attempts
         attempts += 1
-        timeout = deadline.connect_timeout(options.connect_timeout)
-        return probe(plan, timeout, options.require_extensions)
-
-    def on_retry(exc: PreflightError, number: int, delay: float) -> None:
-        log.warning(
-            "preflight.attempt_failed",
-            attempt=number,
-            reason=exc.reason,
-            message=exc.message,
-            next_delay=round(delay, 3),
-            elapsed=round(deadline.elapsed(), 3),
+        facts = probe(
+            plan,
+            deadline,
+            connect_timeout=options.connect_timeout,
+            require_extensions=options.require_extensions,
+            create_extensions=options.create_extensions,
+            reread_password=options.retry_auth and attempts > 1,
         )
+        require(facts, plan.kind)
+        return facts
 
+    def before_sleep(error: PreflightError, number: int, delay: float) -> None:
+        nonlocal last
+        last = error
+        on_retry(RetryDetails(number, error, delay, deadline.elapsed(), options.timeout))
+
+    loop = retrying(
+        deadline=deadline,
+        backoff=backoff,
+        retry_auth=options.retry_auth,
+        before_sleep=before_sleep,
+        sleep=sleep,
+    )
     try:
-        try:
-            facts = attempt()
-        except PreflightError as first:
-            if not is_retryable(first, options.retry_auth):
-                raise
-            # The retry loop (and tenacity) load only now: a database that is
-            # up at once never pays for them.  The loop replays the first
-            # failure as its attempt 1, so logging and delays are as usual.
-            replay = [first]
-
-            def again() -> ServerFacts:
-                if replay:
-                    raise replay.pop()
-                return attempt()
-
-            facts = retrying(options, deadline, on_retry)(again)
-        require(facts)
-    except PreflightError as exc:
-        exc.attempts = attempts
-        exc.elapsed = deadline.elapsed()
-        raise
-    return Result(facts, attempts, deadline.elapsed())
+        with deadline.alarm():
+            facts = loop(attempt)
+    except PreflightError as error:
+        return Outcome(None, error, attempts, deadline.elapsed())
+    except DeadlineReached as cut:
+        return Outcome(None, _deadline_error(cut, last, deadline), attempts, deadline.elapsed())
+    return Outcome(facts, None, attempts, deadline.elapsed())

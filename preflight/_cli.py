@@ -1,12 +1,17 @@
-"""Command line: ``preflight [check]`` and ``preflight explain``.
+"""Command line: ``preflight [check]``, ``preflight explain``, ``preflight --version``.
 
-psycopg and tenacity are imported only when a check actually runs, so
-``explain`` and configuration errors stay fast.
+The process around the check: it reads the environment once (``_config``),
+sets up redaction and logs, runs the check with a logging hook, and turns the
+outcome into an exit code, a ``preflight.failed`` event and the termination
+message.  Every failure, usage errors included, leaves through one path
+(:func:`_fail`).  structlog, tenacity and psycopg are imported only here and
+below, after a check that they are installed (the ``[check]`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -14,33 +19,37 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from . import _env, _exit_codes, _logging, _signals, _termination
-from ._errors import ConfigError, Interrupted, PreflightError
-from ._plan import explain, resolve
+from . import _events, _exit_codes, _options, _signals
+from ._config import Config, load
+from ._errors import ConfigError, InternalError, Interrupted, PreflightError, UsageError
+from ._exit_codes import Reason
+from ._redact import Redactor
+from ._values import closest
 
 COMMANDS = ("check", "explain")
+DISTRIBUTION = "django-db-preflight"
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad flags as a structured ``usage`` failure (exit 2)."""
-
-    termination_log = _termination.DEFAULT_PATH
+    """argparse that raises :class:`UsageError` instead of printing and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        hint = "run `preflight --help`"
-        _logging.get_logger().error(
-            "preflight.failed",
-            **{"class": _exit_codes.USAGE.name},
-            exit_code=_exit_codes.USAGE.code,
-            reason="usage",
-            message=message,
-            hint=hint,
-        )
-        _termination.write(self.termination_log, _logging.scrub(f"usage: {message} - {hint}"))
-        raise SystemExit(_exit_codes.USAGE.code)
+        raise UsageError(message, reason=Reason.USAGE)
 
 
-def _flag_type(spec: _env.OptionSpec) -> Any:
+def _flag_type(spec: _options.OptionSpec) -> Any:
     def parse(text: str) -> Any:
         try:
             return spec.parse(text)
@@ -54,14 +63,13 @@ def _flag_type(spec: _env.OptionSpec) -> Any:
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="preflight",
+        allow_abbrev=False,
         description=(
             "Wait until the app's PostgreSQL accepts a login and answers a query. "
             "Reads SQL_* (or DATABASE_URL) and PREFLIGHT_* from the environment; "
             "flags override PREFLIGHT_* variables."
         ),
-        epilog="Exit codes: 0 ready, 2 usage, 3 config_invalid, 4 auth_failed, "
-        "5 database_missing, 6 tls_failed, 7 check_failed, 10 unreachable, "
-        "130/143 interrupted.",
+        epilog=_exit_codes.epilog(),
     )
     parser.add_argument(
         "command",
@@ -70,7 +78,8 @@ def build_parser() -> _Parser:
         choices=COMMANDS,
         help="check (default): connect with retries; explain: print the plan as JSON, no network",
     )
-    for spec in _env.OPTION_SPECS:
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    for spec in _options.SPECS:
         parser.add_argument(
             spec.flag,
             dest=spec.name,
@@ -81,121 +90,271 @@ def build_parser() -> _Parser:
     return parser
 
 
-def _explain(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> int:
+def _unknown_flag(argv: Sequence[str]) -> UsageError | None:
+    """A flag the parser does not know, named, with the closest known one.
+
+    argparse would read ``--timout 5`` as the command ``5``; naming the flag is kinder.
+    """
+    known = ["--help", "-h", "--version", *(spec.flag for spec in _options.SPECS)]
+    for arg in argv:
+        if arg == "--":
+            return None
+        flag = arg.split("=", 1)[0]
+        if arg.startswith("-") and flag not in known and not _is_number(arg):
+            near = closest(flag, known)
+            hint = f" (did you mean {near}?)" if near else ""
+            return UsageError(f"unrecognized flag {flag}{hint}", reason=Reason.USAGE)
+    return None
+
+
+def _is_number(text: str) -> bool:
     try:
-        document = explain(environ, overrides)
-        code = 0
-    except ConfigError as exc:
-        document = {
-            "error": exc.exit_class.name,
-            "exit_code": exc.exit_code,
-            "problems": [{"variable": p.variable, "message": p.message} for p in exc.problems],
-        }
-        code = exc.exit_code
-    print(json.dumps(_logging.scrub(document), indent=2))  # main() registered the secrets
-    return code
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
-def _fail(log: Any, exc: PreflightError, termination_log: str, **extra: Any) -> int:
-    log.error(
-        "preflight.failed",
-        **{"class": exc.exit_class.name},
-        exit_code=exc.exit_code,
-        reason=exc.reason,
-        message=exc.message,
-        hint=exc.hint,
-        **extra,
-    )
-    _termination.write(termination_log, _logging.scrub(exc.one_line()))
-    return exc.exit_code
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``argv`` read by hand, for a run whose flags failed to parse."""
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
-def _termination_log(environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
-    """Where the termination message goes, even when the rest of the config is bad."""
-    configured = overrides.get("termination_log") or environ.get("PREFLIGHT_TERMINATION_LOG")
-    return (configured or "").strip() or _termination.DEFAULT_PATH
+class _Run:
+    """One command-line run: its config, its redactor, its logger."""
 
+    def __init__(self, config: Config, redactor: Redactor, termination_log: str) -> None:
+        from . import _logging
 
-def _check(environ: Mapping[str, str], overrides: Mapping[str, Any], log: Any) -> int:
-    termination_log = _termination_log(environ, overrides)
-    try:
-        settings, options = _env.load(environ, overrides)
-    except ConfigError as exc:
-        problems = [str(p) for p in exc.problems]
-        return _fail(log, exc, termination_log, problems=problems)
-    if settings.engine == "sqlite":
-        log.info("preflight.skipped", engine="sqlite", reason="SQLite has no server to check")
+        self.config = config
+        self.redactor = redactor
+        self.termination_log = termination_log
+        self.log = _logging.get_logger()
+
+    def fail(self, exc: PreflightError, **extra: Any) -> int:
+        from . import _termination
+
+        fields: dict[str, Any] = {"class": exc.exit_class.name}
+        if isinstance(exc, ConfigError):
+            fields["problems"] = [str(p) for p in exc.problems]
+        self.log.error(
+            _events.FAILED,
+            **fields,
+            exit_code=exc.exit_code,
+            reason=str(exc.reason),
+            message=exc.message,
+            hint=exc.hint,
+            **extra,
+        )
+        why = _termination.write(self.termination_log, self.redactor.text(exc.one_line()))
+        if why is not None:
+            self.log.warning(
+                _events.TERMINATION_LOG_UNWRITABLE, path=self.termination_log, error=why
+            )
+        return exc.exit_code
+
+    def explain(self) -> int:
+        from ._explain import explain
+
+        document, code = explain(self.config, self.redactor)
+        try:
+            if sys.stdout is None:  # started with stdout closed
+                raise OSError("stdout is closed")
+            sys.stdout.write(json.dumps(self.redactor.document(document), indent=2) + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            return self.fail(
+                UsageError("cannot write the document to stdout", reason=Reason.OUTPUT_FAILED)
+            )
+        return code
+
+    def check(self) -> int:
+        config = self.config
+        for warning in config.warnings:
+            self.log.warning(_events.CONFIG_WARNING, message=warning)
+        error = config.error()
+        if error is not None:
+            return self.fail(error)
+        if config.plan is None:
+            self.log.info(_events.SKIPPED, engine="sqlite", reason="SQLite has no server to check")
+            return 0
+        return self._check_plan()
+
+    def _check_plan(self) -> int:
+        from ._check import RetryDetails, check
+        from ._explain import plan_document
+
+        plan, options = self.config.plan, self.config.options
+        assert plan is not None
+        self.log.log(
+            30 if plan.warnings else 20,
+            _events.PLAN,
+            kind_source="SQL_CONNECTION_TYPE" if plan.settings.connection_type else "detected",
+            timeout=options.timeout,
+            **plan_document(plan, self.redactor),
+        )
+        suspected = False
+
+        def on_retry(details: RetryDetails) -> None:
+            nonlocal suspected
+            error = details.error
+            self.log.warning(
+                _events.ATTEMPT_FAILED,
+                attempt=details.attempt,
+                reason=str(error.reason),
+                message=error.message,
+                next_delay=round(details.next_delay, 3),
+                elapsed=round(details.elapsed, 3),
+            )
+            if (
+                error.reason is Reason.READ_ONLY
+                and not suspected
+                and details.timeout > 0
+                and details.elapsed >= details.timeout / 2
+            ):
+                suspected = True
+                self.log.warning(
+                    _events.REPLICA_CLUSTER_SUSPECTED,
+                    host=plan.host,
+                    elapsed=round(details.elapsed, 3),
+                    message="the -rw target has been in recovery for half the deadline: if "
+                    "it is a CloudNativePG replica cluster, its designated primary never "
+                    "becomes writable; point SQL_HOST at the primary cluster",
+                )
+
+        outcome = check(plan, options, on_retry=on_retry)
+        timing = {"attempts": outcome.attempts, "elapsed": round(outcome.elapsed, 3)}
+        if outcome.error is not None:
+            return self.fail(outcome.error, **timing)
+        facts = outcome.facts
+        assert facts is not None
+        fields: dict[str, Any] = {}
+        if options.require_extensions:
+            fields["extensions"] = facts.extensions.as_log()
+        if facts.extensions.created:
+            self.log.info(_events.EXTENSIONS_CREATED, extensions=list(facts.extensions.created))
+        self.log.info(
+            _events.READY,
+            **timing,
+            server_version=facts.server_version,
+            tls=facts.tls,
+            tls_protocol=facts.tls_protocol,
+            in_recovery=facts.in_recovery,
+            **fields,
+        )
         return 0
 
-    plan = resolve(settings)
-    _logging.add_secrets(plan.secrets())
-    log.log(
-        30 if plan.warnings else 20,
-        "preflight.plan",
-        kind_source="SQL_CONNECTION_TYPE" if settings.connection_type else "detected",
-        timeout=options.timeout,
-        **plan.explain(),
-    )
 
-    from ._check import check  # psycopg and tenacity load here, not before
+def _missing_extra() -> str | None:
+    """The first of the check's dependencies that is not installed, or None."""
+    import importlib.util
 
-    try:
-        result = check(plan, options, log)
-    except PreflightError as exc:
-        return _fail(
-            log,
-            exc,
-            options.termination_log,
-            attempts=exc.attempts,
-            elapsed=round(exc.elapsed or 0.0, 3),
-        )
-    facts = result.facts
-    fields: dict[str, Any] = {}
-    if options.require_extensions:
-        fields["extensions"] = facts.extensions.as_log()
-    log.info(
-        "preflight.ready",
-        attempts=result.attempts,
-        elapsed=round(result.elapsed, 3),
-        server_version=facts.server_version,
-        tls=facts.tls,
-        tls_protocol=facts.tls_protocol,
-        in_recovery=facts.in_recovery,
-        **fields,
-    )
-    return 0
+    for module in ("structlog", "tenacity", "psycopg"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def _no_extra(module: str) -> int:
+    from datetime import UTC, datetime
+
+    line = {
+        "event": _events.FAILED,
+        "level": "error",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "class": _exit_codes.USAGE.name,
+        "exit_code": _exit_codes.USAGE.code,
+        "reason": str(Reason.CHECK_EXTRA_MISSING),
+        "message": f"{module} is not installed",
+        "hint": _exit_codes.REASONS[Reason.CHECK_EXTRA_MISSING].hint,
+    }
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(json.dumps(line), file=sys.stderr, flush=True)
+    return _exit_codes.USAGE.code
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
+    missing = _missing_extra()
+    if missing is not None:
+        return _no_extra(missing)
     _signals.install()
-    _logging.set_secrets(_env.secret_values(environ))
     try:
-        early_format = _env.parse_log_format(environ.get("PREFLIGHT_LOG_FORMAT", "auto"))
-    except ValueError:
-        early_format = "json"
-    _logging.configure(early_format)
-    log = _logging.get_logger()
-    try:
-        parser = build_parser()
-        parser.termination_log = _termination_log(environ, {})
-        args = parser.parse_args(argv)
-        overrides = {
-            spec.name: getattr(args, spec.name)
-            for spec in _env.OPTION_SPECS
-            if getattr(args, spec.name) is not None
-        }
-        if "log_format" in overrides:
-            _logging.configure(overrides["log_format"])
-        if args.command == "explain":
-            return _explain(environ, overrides)
-        return _check(environ, overrides, log)
+        return _main(argv, environ)
     except Interrupted as stop:
+        from . import _logging
+
         name = signal.Signals(stop.signum).name
-        log.warning("preflight.interrupted", signal=name, exit_code=stop.exit_code)
+        _logging.get_logger().warning(_events.INTERRUPTED, signal=name, exit_code=stop.exit_code)
         return stop.exit_code
 
 
+def _main(argv: list[str], environ: Mapping[str, str]) -> int:
+    from . import _logging
+
+    usage: UsageError | None = _unknown_flag(argv)
+    overrides: dict[str, Any] = {}
+    command = "check"
+    wants_version = False
+    if usage is None:
+        try:
+            args = build_parser().parse_args(argv)
+            command, wants_version = args.command, args.version
+            overrides = {
+                spec.name: getattr(args, spec.name)
+                for spec in _options.SPECS
+                if getattr(args, spec.name) is not None
+            }
+        except UsageError as exc:
+            usage = exc
+    config = load(environ, overrides)
+    redactor = Redactor(config.secrets)
+    _logging.set_redactor(redactor)
+    log_format = config.options.log_format
+    if any(p.variable == "PREFLIGHT_LOG_FORMAT" for p in config.problems):
+        log_format = "json"
+    _logging.configure(log_format)
+    termination_log = config.options.termination_log
+    if usage is not None:
+        termination_log = _flag_value(argv, "--termination-log") or termination_log
+    run = _Run(config, redactor, termination_log)
+    try:
+        if usage is not None:
+            return run.fail(usage)
+        if wants_version:
+            print(f"preflight {version()}")
+            return 0
+        if command == "explain":
+            return run.explain()
+        return run.check()
+    except Interrupted:
+        raise
+    except Exception as exc:
+        return run.fail(
+            InternalError(f"unexpected {type(exc).__name__}", reason=Reason.INTERNAL_ERROR)
+        )
+
+
+def _release_broken_streams() -> None:
+    """A stream that cannot be flushed is swapped for /dev/null, so that Python's own
+    flush at exit cannot turn the outcome into exit 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives until exit
+
+
 def run() -> NoReturn:
-    sys.exit(main())
+    code = main()
+    _release_broken_streams()
+    sys.exit(code)

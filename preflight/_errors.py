@@ -1,31 +1,18 @@
-"""One root exception, one subclass per failure class."""
+"""One root exception, one subclass per failure class.
+
+An error carries a :class:`Reason`; its class, exit code and default hint come
+from the table in ``_exit_codes``.  Build errors with :func:`error_for`, which
+picks the subclass from the reason, so a reason can never end up in the wrong
+class.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from . import _exit_codes
-from ._exit_codes import ExitClass
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """``value`` with every secret in every string inside it replaced by ``***``.
-
-    Works on strings and on dicts and lists of them (a log event, a JSON
-    document), so a structure stays valid after redaction.
-    """
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        # Keys too: a password that happens to be part of a field name must not show.
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
-    return value
+from ._exit_codes import REASONS, ExitClass, Reason
 
 
 class Problem(NamedTuple):
@@ -43,17 +30,19 @@ class PreflightError(Exception):
 
     exit_class: ExitClass = _exit_codes.UNREACHABLE
 
-    def __init__(self, message: str, *, reason: str, hint: str = "") -> None:
+    def __init__(self, message: str, *, reason: Reason, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
-        self.hint = hint
-        self.attempts: int | None = None  # filled in by the check loop
-        self.elapsed: float | None = None
+        self.hint = REASONS[reason].hint if hint is None else hint
 
     @property
     def exit_code(self) -> int:
         return self.exit_class.code
+
+    @property
+    def retryable(self) -> bool:
+        return REASONS[self.reason].retried
 
     def one_line(self) -> str:
         """The reason a person can act on, on one line (the termination message)."""
@@ -63,19 +52,24 @@ class PreflightError(Exception):
         return " ".join(text.split())
 
 
+class UsageError(PreflightError):
+    exit_class = _exit_codes.USAGE
+
+
 class ConfigError(PreflightError):
     """The environment is invalid; ``problems`` lists every problem found."""
 
     exit_class = _exit_codes.CONFIG_INVALID
 
-    def __init__(self, problems: Sequence[Problem], *, secrets: Sequence[str] = ()) -> None:
-        self.problems = tuple(Problem(p.variable, redact(p.message, secrets)) for p in problems)
-        summary = "; ".join(str(p) for p in self.problems)
-        super().__init__(
-            summary,
-            reason="config_invalid",
-            hint="fix the variables named above; `preflight explain` shows the resolved plan",
-        )
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        *,
+        reason: Reason = Reason.CONFIG_INVALID,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(map(str, self.problems)), reason=reason, hint=hint)
 
 
 class AuthFailed(PreflightError):
@@ -98,6 +92,34 @@ class Unreachable(PreflightError):
     """The database did not answer (yet); retried until the deadline."""
 
     exit_class = _exit_codes.UNREACHABLE
+
+
+class InternalError(PreflightError):
+    """A bug: an exception nobody expected (its message is never shown: it may hold input)."""
+
+    exit_class = _exit_codes.INTERNAL_ERROR
+
+
+_BY_CLASS: dict[ExitClass, type[PreflightError]] = {
+    cls.exit_class: cls
+    for cls in (
+        UsageError,
+        AuthFailed,
+        DatabaseMissing,
+        TlsFailed,
+        CheckFailed,
+        Unreachable,
+        InternalError,
+    )
+}
+
+
+def error_for(reason: Reason, message: str, *, hint: str | None = None) -> PreflightError:
+    """The exception for ``reason``, of the subclass its failure class names."""
+    exit_class = REASONS[reason].exit_class
+    if exit_class is _exit_codes.CONFIG_INVALID:
+        return ConfigError([Problem("connection", message)], reason=reason, hint=hint)
+    return _BY_CLASS[exit_class](message, reason=reason, hint=hint)
 
 
 class Interrupted(BaseException):

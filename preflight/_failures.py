@@ -1,223 +1,135 @@
-"""Connection failures -> reasons -> failure classes, with a hint for each.
+"""Connection failures -> reasons.
 
 psycopg's connection failures carry no SQLSTATE, so they are recognised by the
-libpq message (taken from ``e.pgconn`` where there is one).  Every message
-pattern lives in ``PATTERNS``; the integration tests feed it the messages real
-servers produce.  Pure: it never imports psycopg.
+libpq message (from ``e.pgconn`` where there is one); failures after login are
+recognised by SQLSTATE first.  Every pattern lives in ``PATTERNS``; the
+integration tests feed it the messages real servers, PgBouncer and libpq
+produce.  Pure: it never imports psycopg.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
-from ._errors import (
-    AuthFailed,
-    DatabaseMissing,
-    PreflightError,
-    TlsFailed,
-    Unreachable,
-)
-
-
-class Reason(NamedTuple):
-    """A reason: its failure class and the advice for a person."""
-
-    name: str
-    error: type[PreflightError]
-    hint: str
-
-
-_CHECK_NETWORK = (
-    "check that SQL_HOST and SQL_PORT are right, that the database service is running, "
-    "and that network policies or security groups let this pod reach it"
-)
-
-REASONS: dict[str, Reason] = {
-    r.name: r
-    for r in (
-        Reason(
-            "dns",
-            Unreachable,
-            "check the host name and that its DNS record or Kubernetes Service exists",
-        ),
-        Reason("refused", Unreachable, f"nothing accepted the connection: {_CHECK_NETWORK}"),
-        Reason("timeout", Unreachable, f"nothing answered in time: {_CHECK_NETWORK}"),
-        Reason("network", Unreachable, f"no route to the server: {_CHECK_NETWORK}"),
-        Reason(
-            "starting_up",
-            Unreachable,
-            "the server is starting, shutting down or recovering; this heals by itself, "
-            "if it lasts read the server's log",
-        ),
-        Reason(
-            "too_many_clients",
-            Unreachable,
-            "all connection slots are taken: raise max_connections, put a pooler in front, "
-            "or find the client that holds the connections",
-        ),
-        Reason(
-            "read_only",
-            Unreachable,
-            "the -rw service reached a read-only standby (a failover in progress?): "
-            "check the Cluster's status and that the -rw service points at the primary",
-        ),
-        Reason(
-            "connection_lost",
-            Unreachable,
-            "the server closed the connection during start-up: read the server's log; "
-            "a proxy or pooler in front of it may be failing",
-        ),
-        Reason("unknown", Unreachable, "read the message; the server's log may say more"),
-        Reason(
-            "auth_failed",
-            AuthFailed,
-            "check SQL_USER, SQL_PASSWORD (or the secret behind them) and SQL_DATABASE, "
-            "that the role may log in to that database, and pg_hba.conf",
-        ),
-        Reason(
-            "database_missing",
-            DatabaseMissing,
-            "check SQL_DATABASE, or create the database",
-        ),
-        Reason(
-            "tls_required",
-            TlsFailed,
-            "the server accepts only encrypted connections (for example RDS with "
-            "rds.force_ssl=1): set SQL_SSL_MODE=require, or verify-full with "
-            "SQL_SSL_ROOT_CERT; if it does take plain connections, pg_hba.conf has no "
-            "entry for this user and address",
-        ),
-        Reason(
-            "tls_unavailable",
-            TlsFailed,
-            "the server does not offer TLS but the sslmode requires it: enable ssl on "
-            "the server, or set SQL_SSL_MODE=disable for a database on a private network",
-        ),
-        Reason(
-            "tls_untrusted",
-            TlsFailed,
-            "the server's certificate is not signed by a CA in SQL_SSL_ROOT_CERT: mount "
-            "the right CA bundle (RDS: the regional or global bundle; RDS Proxy: 'system')",
-        ),
-        Reason(
-            "tls_hostname",
-            TlsFailed,
-            "the certificate does not name SQL_HOST: connect with a name the certificate "
-            "lists, or use SQL_SSL_MODE=verify-ca",
-        ),
-        Reason(
-            "tls_ca_missing",
-            TlsFailed,
-            "the CA bundle in SQL_SSL_ROOT_CERT cannot be read: check the mount and path",
-        ),
-        Reason(
-            "tls_failed",
-            TlsFailed,
-            "the TLS handshake failed: check SQL_SSL_MODE and the certificates",
-        ),
-    )
-}
+from ._exit_codes import Reason
 
 # (pattern, reason): first match wins, searched in the lower-cased message.
 # Plain strings: the re module compiles them on first use, not at import.
-PATTERNS: tuple[tuple[str, str], ...] = tuple(
-    (pattern, reason)
-    for pattern, reason in (
-        (r"failed to resolve host|could not translate host name", "dns"),
-        (r"timeout expired", "timeout"),
-        (r"connection refused", "refused"),
-        (r'on socket ".*" failed: no such file or directory', "refused"),
-        (r"no route to host|network is unreachable|host is unreachable", "network"),
-        (
-            r"the database system is (starting up|shutting down|in recovery mode|"
-            r"not yet accepting connections|not accepting connections)",
-            "starting_up",
-        ),
-        (r"too many clients|remaining connection slots are reserved", "too_many_clients"),
-        (r"session is read-only|server is in hot standby mode", "read_only"),
-        (r'database ".*" does not exist', "database_missing"),
-        (r"no pg_hba\.conf entry for .*no encryption", "tls_required"),
-        (r"server does not support ssl", "tls_unavailable"),
-        (
-            r"root certificate file .*(does not exist|could not)|could not read root",
-            "tls_ca_missing",
-        ),
-        (r"could not get home directory to locate root certificate", "tls_ca_missing"),
-        (r"does not match host name", "tls_hostname"),
-        (r"certificate verify failed", "tls_untrusted"),
-        (
-            r"password authentication failed|authentication failed for user|"
-            r'role ".*" does not exist|no password supplied|no pg_hba\.conf entry|'
-            r"pg_hba\.conf rejects|permission denied for database|not permitted to log in",
-            "auth_failed",
-        ),
-        (r"server closed the connection unexpectedly|ssl syscall error: eof", "connection_lost"),
-        (r"\bssl\b|\btls\b|certificate", "tls_failed"),
-    )
+PATTERNS: tuple[tuple[str, Reason], ...] = (
+    (
+        r"failed to resolve host|could not translate host name|name or service not known|"
+        r"temporary failure in name resolution|dns lookup",
+        Reason.DNS,
+    ),
+    # libpq options no waiting can fix (before "timeout", "ssl" and the like).
+    (
+        r"invalid connection option|definition of service .* not found|"
+        r"service file .* not found|invalid \w+ value|invalid value for parameter|"
+        r"unrecognized configuration parameter|may not be used with sslnegotiation|"
+        r"server is not in hot standby mode|invalid integer value|invalid port number|"
+        r"unsupported startup parameter|could not match .* to a valid",
+        Reason.LIBPQ_OPTION,
+    ),
+    (r"timeout expired|canceling statement due to statement timeout", Reason.TIMEOUT),
+    (r"connection refused", Reason.REFUSED),
+    (r'on socket ".*" failed: no such file or directory', Reason.REFUSED),
+    (r"no route to host|network is unreachable|host is unreachable", Reason.NETWORK),
+    (
+        r"the database system is (starting up|shutting down|in recovery mode|"
+        r"not yet accepting connections|not accepting connections)",
+        Reason.STARTING_UP,
+    ),
+    (
+        r"too many clients|remaining connection slots are reserved|"
+        r"no more connections allowed|too many connections for",
+        Reason.TOO_MANY_CLIENTS,
+    ),
+    (
+        r"server login has been failing|pgbouncer cannot connect to server|"
+        r"query_wait_timeout|server_connect_timeout|no server available|"
+        r"database .* is paused|pooler error",
+        Reason.POOLER_WAITING,
+    ),
+    (r"session is read-only|server is in hot standby mode", Reason.READ_ONLY),
+    (r'database ".*" is not currently accepting connections', Reason.DATABASE_CLOSED),
+    (r'database ".*" does not exist|no such database', Reason.DATABASE_MISSING),
+    (r"no pg_hba\.conf entry|pg_hba\.conf rejects", Reason.PG_HBA_REJECTED),
+    (
+        r"authentication method requirement|channel binding required|"
+        r"server requested .* authentication|channel binding is required",
+        Reason.AUTH_METHOD,
+    ),
+    (r"server does not support ssl", Reason.TLS_UNAVAILABLE),
+    (
+        r"root certificate file .*(does not exist|could not)|could not read root|"
+        r"could not load root|could not get home directory to locate root",
+        Reason.TLS_CA_MISSING,
+    ),
+    (r"does not match host name|no san|host name .* not match", Reason.TLS_HOSTNAME),
+    (r"certificate verify failed|unknown ca|self[- ]signed certificate", Reason.TLS_UNTRUSTED),
+    (
+        r"password authentication failed|authentication failed for user|"
+        r'role ".*" does not exist|no password supplied|permission denied for database|'
+        r"not permitted to log in|password authentication failed",
+        Reason.AUTH_FAILED,
+    ),
+    # A connection cut at any stage, TLS handshake included, can heal.
+    (
+        r"server closed the connection unexpectedly|ssl syscall error|unexpected eof|"
+        r"eof detected|connection reset|broken pipe|lost synchronization|"
+        r"consuming input failed|server conn crashed|terminating connection due to|"
+        r"connection to server was lost|could not receive data|could not send data|"
+        r"bad length in|unexpected message",
+        Reason.CONNECTION_LOST,
+    ),
+    (r"\bssl\b|\btls\b|certificate", Reason.TLS_FAILED),
 )
 
 # SQLSTATEs for failures that happen after the connection exists.
-SQLSTATES: dict[str, str] = {
-    "57P03": "starting_up",  # cannot_connect_now
-    "53300": "too_many_clients",
-    "28P01": "auth_failed",
-    "28000": "auth_failed",
-    "3D000": "database_missing",
-    "25006": "read_only",
+SQLSTATES: dict[str, Reason] = {
+    "57P03": Reason.STARTING_UP,  # cannot_connect_now
+    "57P01": Reason.CONNECTION_LOST,  # admin_shutdown
+    "57P02": Reason.CONNECTION_LOST,  # crash_shutdown
+    "53300": Reason.TOO_MANY_CLIENTS,
+    "28P01": Reason.AUTH_FAILED,
+    "3D000": Reason.DATABASE_MISSING,
+    "25006": Reason.READ_ONLY,
+    "57014": Reason.TIMEOUT,  # query_canceled: the statement timeout
+    "55P03": Reason.TIMEOUT,  # lock_not_available
+    "42704": Reason.LIBPQ_OPTION,  # unrecognized configuration parameter
+    "22023": Reason.LIBPQ_OPTION,  # invalid_parameter_value
 }
 
 
-def reason_for_message(message: str) -> str:
-    """The reason for a libpq/psycopg message (``unknown`` when nothing matches)."""
+def reason_for_message(message: str) -> Reason:
+    """The reason for a libpq/psycopg/server message (``unknown`` when nothing matches)."""
     text = message.lower()
     for pattern, reason in PATTERNS:
         if re.search(pattern, text):
             return reason
-    return "unknown"
-
-
-def _first_error(message: str) -> str:
-    """The most recent failure of a multi-attempt message (psycopg puts it first)."""
-    return message.split("\nMultiple connection attempts failed", 1)[0]
+    return Reason.UNKNOWN
 
 
 def describe(message: str) -> str:
-    """A one-line, human form of a libpq message."""
-    text = _first_error(message).strip()
-    text = text.removeprefix("connection failed: ")
-    return " ".join(text.split())
+    """A one-line, human form of a libpq message: the latest failure, said once."""
+    text = message.split("\nMultiple connection attempts failed", 1)[0]
+    lines: list[str] = []
+    for line in text.splitlines():
+        line = " ".join(line.split()).removeprefix("connection failed: ")
+        if line and line not in lines:
+            lines.append(line)
+    return " ".join(lines)
 
 
-def error_for(reason: str, message: str, *, host: str = "") -> PreflightError:
-    """Build the exception for ``reason`` with the right hint."""
-    spec = REASONS[reason]
-    hint = spec.hint
-    if reason == "dns" and host and "." not in host.strip(".") and not host.startswith("/"):
-        hint = (
-            f"{host} is a short name, which resolves only inside the same Kubernetes "
-            "namespace (or docker compose project): use name.namespace for a Service in "
-            "another namespace, and check that the Service exists"
-        )
-    return spec.error(message, reason=reason, hint=hint)
-
-
-def classify_failure(
-    exc: BaseException, *, host: str = "", raw_message: str | None = None
-) -> PreflightError:
-    """Map an exception raised while connecting or querying to a failure class.
-
-    ``raw_message`` is the libpq error text from ``exc.pgconn`` when there is one.
-    Timeouts are recognised by their type name so that this module need not
-    import psycopg.
-    """
-    message = raw_message or str(exc)
-    type_names = {cls.__name__ for cls in type(exc).__mro__}
-    sqlstate = getattr(exc, "sqlstate", None)
-    if "ConnectionTimeout" in type_names:
-        reason = "timeout"
-    elif isinstance(sqlstate, str) and sqlstate in SQLSTATES:
-        reason = SQLSTATES[sqlstate]
-    else:
-        reason = reason_for_message(_first_error(message))
-    return error_for(reason, describe(message) or type(exc).__name__, host=host)
+def classify(
+    message: str, *, sqlstate: str | None = None, timed_out: bool = False
+) -> tuple[Reason, str]:
+    """The reason and the one-line message for a failure while connecting or querying."""
+    described = describe(message)
+    if timed_out:
+        return Reason.TIMEOUT, described or "connection timeout expired"
+    if sqlstate is not None and sqlstate in SQLSTATES:
+        return SQLSTATES[sqlstate], described
+    if sqlstate == "55000" and "not currently accepting connections" in described:
+        return Reason.DATABASE_CLOSED, described
+    return reason_for_message(described), described

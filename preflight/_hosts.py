@@ -23,7 +23,7 @@ class Kind(enum.StrEnum):
 
     @property
     def in_cluster(self) -> bool:
-        """True for kinds reached over a private network (no TLS by default)."""
+        """True for kinds reached over a private network (TLS preferred, not required)."""
         return self in (Kind.LOCAL, Kind.CLOUDNATIVEPG, Kind.INTERNAL)
 
 
@@ -33,6 +33,11 @@ class HostClass(NamedTuple):
     kind: Kind
     evidence: str
     role: str | None = None  # CloudNativePG service role: "rw", "ro" or "r"
+    pooler: bool = False  # a CloudNativePG Pooler (PgBouncer), by its name
+
+
+# The Kubernetes cluster domain the `name.namespace.svc.<domain>` form may end in.
+CLUSTER_DOMAIN = "cluster.local"
 
 
 # One row per rule, in the order they are tried.  ``RULES`` is what the
@@ -53,12 +58,13 @@ RULES: tuple[tuple[Kind, str], ...] = (
         Kind.CLOUDNATIVEPG,
         "a Kubernetes service name whose first label ends in `-rw`, `-ro` or `-r`, written "
         "as `name`, `name.namespace`, `name.namespace.svc` or "
-        "`name.namespace.svc.<cluster-domain>`; also any name containing `.svc.cluster.local`",
+        "`name.namespace.svc.cluster.local` (matched as a suffix); a first label that "
+        "also contains `pooler` is a CloudNativePG `Pooler` (PgBouncer) in front of it",
     ),
     (
         Kind.INTERNAL,
-        "any other one- or two-label name, or `name.namespace.svc[.<domain>]`: a docker "
-        "compose service (`db`) or a plain Kubernetes Service",
+        "any other one- or two-label name, or `name.namespace.svc[.cluster.local]`: a "
+        "docker compose service (`db`) or a plain Kubernetes Service",
     ),
     (
         Kind.EXTERNAL,
@@ -113,43 +119,55 @@ def cnpg_role(host: str) -> str | None:
     return match.group("role") if match else None
 
 
-def classify_host(host: str) -> HostClass:
-    """Classify ``host`` into a :class:`Kind` with the evidence for it."""
-    name = normalize_host(host)
+def _local_or_ip(name: str) -> HostClass | None:
+    """``local`` for a socket, localhost or loopback; ``external`` for another IP."""
     if name.startswith("/"):
         return HostClass(Kind.LOCAL, f"{name} is an absolute path: a Unix-socket directory")
     if name == "localhost":
         return HostClass(Kind.LOCAL, "localhost is the local machine")
     addr = parse_ip(name)
-    if addr is not None:
-        if _is_loopback(addr):
-            return HostClass(Kind.LOCAL, f"{name} is a loopback address")
-        return HostClass(Kind.EXTERNAL, f"{name} is an IP address that is not loopback")
+    if addr is None:
+        return None
+    if _is_loopback(addr):
+        return HostClass(Kind.LOCAL, f"{name} is a loopback address")
+    return HostClass(Kind.EXTERNAL, f"{name} is an IP address that is not loopback")
 
+
+def _rds(name: str) -> HostClass | None:
     rds = re.search(_RDS_SUFFIX, name)
-    if rds is not None:
-        labels = name.split(".")
-        endpoint = "RDS instance endpoint"
-        if len(labels) > 1:
-            for prefix, description in _RDS_ENDPOINTS:
-                if labels[1].startswith(prefix):
-                    endpoint = description
-                    break
-        return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
-
+    if rds is None:
+        return None
     labels = name.split(".")
-    service_form = len(labels) <= 2 or labels[2] == "svc"
+    endpoint = next(
+        (
+            text
+            for prefix, text in _RDS_ENDPOINTS
+            if len(labels) > 1 and labels[1].startswith(prefix)
+        ),
+        "RDS instance endpoint",
+    )
+    return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
+
+
+def _service(name: str) -> HostClass:
+    """A CloudNativePG service, a plain in-cluster name, or an outside one."""
+    labels = name.split(".")
+    service_form = len(labels) <= 2 or (
+        labels[2] == "svc" and ".".join(labels[3:]) in ("", CLUSTER_DOMAIN)
+    )
     role = cnpg_role(name)
     if role is not None and service_form:
+        if "pooler" in labels[0]:
+            return HostClass(
+                Kind.CLOUDNATIVEPG,
+                f"service {labels[0]} ends in -{role} and names a pooler: a CloudNativePG "
+                f"Pooler (PgBouncer) in front of the {role} service, not the server itself",
+                role,
+                pooler=True,
+            )
         return HostClass(
             Kind.CLOUDNATIVEPG,
             f"service {labels[0]} ends in -{role}: a CloudNativePG {role} service",
-            role,
-        )
-    if ".svc.cluster.local" in name:
-        return HostClass(
-            Kind.CLOUDNATIVEPG,
-            "name contains .svc.cluster.local: a service inside the Kubernetes cluster",
             role,
         )
     if len(labels) <= 2:
@@ -157,8 +175,14 @@ def classify_host(host: str) -> HostClass:
         return HostClass(
             Kind.INTERNAL, f"{name} has {count}: a compose service or a Kubernetes Service"
         )
-    if labels[2] == "svc":
+    if service_form:
         return HostClass(
             Kind.INTERNAL, f"{name} is written name.namespace.svc: a Kubernetes Service"
         )
     return HostClass(Kind.EXTERNAL, f"{name} is a fully qualified domain name")
+
+
+def classify_host(host: str) -> HostClass:
+    """Classify ``host`` into a :class:`Kind` with the evidence for it (first rule wins)."""
+    name = normalize_host(host)
+    return _local_or_ip(name) or _rds(name) or _service(name)

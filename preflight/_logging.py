@@ -1,54 +1,70 @@
 """Structured logs: one JSON object per line on stderr, or a console view on a TTY.
 
 Every event has an ISO-8601 UTC ``timestamp``, a ``level`` and a dotted
-``event`` name.  A last processor replaces any known secret in any string
-field by ``***``, so a password can never reach the log even by accident.
+``event`` name.  The last processor before rendering passes every value
+through the run's :class:`Redactor`, so a password cannot reach the log even
+by accident; keys, event names and levels are never touched.  A log line that
+cannot be written (stderr closed, a broken pipe, a full disk) is dropped:
+output never changes the outcome.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-from ._errors import redact
+from ._redact import Redactor
 
-_secrets: list[str] = []
-
-
-def set_secrets(secrets: Iterable[str]) -> None:
-    """Start over with exactly these secrets (one run of the command line)."""
-    _secrets.clear()
-    add_secrets(secrets)
+_redactor = Redactor()
 
 
-def add_secrets(secrets: Iterable[str]) -> None:
-    """Register values that must be redacted from every later log line."""
-    for secret in secrets:
-        if secret and secret not in _secrets:
-            _secrets.append(secret)
+def set_redactor(redactor: Redactor) -> None:
+    """The redactor every later log line goes through (one per command-line run)."""
+    global _redactor
+    _redactor = redactor
 
 
-def scrub(value: Any) -> Any:
-    """``value`` with every registered secret replaced by ``***``."""
-    return redact(value, _secrets)
+def redactor() -> Redactor:
+    return _redactor
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    if _secrets:
-        for key in list(event):
-            event[key] = redact(event[key], _secrets)
-    return event
+    redacted = _redactor.document(dict(event))
+    assert isinstance(redacted, dict)
+    return redacted
+
+
+class _SafeLogger:
+    """Writes one rendered line; an output failure is swallowed, never raised."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            self._stream = None  # closed, broken or full: stop trying
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
 def configure(fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog; ``fmt`` is ``auto``, ``json`` or ``console``."""
-    out = stream or sys.stderr
-    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    out = stream if stream is not None else sys.stderr
+    try:
+        tty = out is not None and out.isatty()
+    except (OSError, ValueError):
+        tty = False
+    console = fmt == "console" or (fmt == "auto" and tty)
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        structlog.dev.ConsoleRenderer(colors=tty)
         if console
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
@@ -59,10 +75,16 @@ def configure(fmt: str = "auto", stream: TextIO | None = None) -> None:
             _redact,
             renderer,
         ],
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=lambda *_args: _SafeLogger(out),
         cache_logger_on_first_use=False,
     )
 
 
 def get_logger() -> Any:
     return structlog.get_logger()
+
+
+def reset() -> None:
+    """Back to a fresh state (tests)."""
+    set_redactor(Redactor())
+    structlog.reset_defaults()

@@ -1,37 +1,53 @@
-"""One attempt: log in, run a query, read what the server is.
+"""One attempt: resolve, log in, run the queries, read what the server is.
 
 This is the only module that talks to PostgreSQL.  Every failure leaves it as
-a classified :class:`PreflightError`.
+a classified :class:`PreflightError`; the deadline leaves it as
+:class:`DeadlineReached` (after cancelling a running query).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from ._errors import CheckFailed, PreflightError
-from ._failures import classify_failure, error_for
+from ._dns import ResolveError, needs_lookup, resolve
+from ._errors import CheckFailed, PreflightError, error_for
+from ._exit_codes import Reason
+from ._failures import classify
+from ._hosts import Kind
 from ._plan import Plan
+from ._retry import Deadline, DeadlineReached
+from ._settings import password_now
+
+# psycopg reports what it ignores while closing a connection the deadline cut short
+# through the logging module; the preflight's own events say what happened.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
 
 
 class Extensions(NamedTuple):
     """Required extensions, sorted by what a person must do about them."""
 
     installed: tuple[str, ...] = ()
-    creatable: tuple[str, ...] = ()  # available, not installed, this user may create
-    not_creatable: tuple[str, ...] = ()  # available, not installed, needs a privileged user
+    created: tuple[str, ...] = ()  # created by this run (PREFLIGHT_CREATE_EXTENSIONS)
+    available: tuple[str, ...] = ()  # on the server, not installed in the database
     unavailable: tuple[str, ...] = ()  # not on the server at all
 
     @property
     def ok(self) -> bool:
-        return not self.not_creatable and not self.unavailable
+        return not self.available and not self.unavailable
 
     def as_log(self) -> dict[str, list[str]]:
         return {
             "installed": list(self.installed),
-            "available_creatable": list(self.creatable),
-            "available_not_creatable": list(self.not_creatable),
+            "created": list(self.created),
+            "available_not_installed": list(self.available),
             "unavailable": list(self.unavailable),
         }
 
@@ -43,6 +59,7 @@ class ServerFacts(NamedTuple):
     tls: bool
     tls_protocol: str | None
     in_recovery: bool
+    address: str | None
     extensions: Extensions = Extensions()
 
 
@@ -54,85 +71,204 @@ SELECT current_setting('server_version'),
 
 _EXTENSIONS = """
 SELECT want.name,
-       a.installed_version IS NOT NULL AS installed,
+       e.extversion IS NOT NULL AS installed,
        a.name IS NOT NULL AS available,
-       coalesce((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v
-                 WHERE v.name = want.name), false) AS trusted
+       (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+         OR (coalesce((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v
+                       WHERE v.name = want.name), false)
+             AND has_database_privilege(current_database(), 'CREATE')) AS may_create
 FROM unnest(%s::text[]) AS want(name)
+LEFT JOIN pg_extension e ON e.extname = want.name
 LEFT JOIN pg_available_extensions a ON a.name = want.name
 ORDER BY want.name
 """
 
-_MAY_CREATE = """
-SELECT r.rolsuper, has_database_privilege(current_database(), 'CREATE')
-FROM pg_roles r WHERE r.rolname = current_user
-"""
+# What to do about an extension that is available but not installed, by kind.
+INSTALL_HINTS: dict[Kind, str] = {
+    Kind.CLOUDNATIVEPG: "declare it in the CloudNativePG Database resource: "
+    "spec.extensions: [{name: NAME, ensure: present}]",
+    Kind.INTERNAL: "docker compose: mount an init SQL file with CREATE EXTENSION IF NOT "
+    "EXISTS NAME; into /docker-entrypoint-initdb.d (it runs on an empty data volume only)",
+    Kind.LOCAL: "run CREATE EXTENSION NAME; as a superuser, or an init SQL file in "
+    "/docker-entrypoint-initdb.d for a compose database",
+    Kind.AWS_RDS: "run CREATE EXTENSION NAME; as the RDS master user (rds_superuser)",
+    Kind.EXTERNAL: "run CREATE EXTENSION NAME; as a role allowed to create it",
+}
 
 
-def _check_extensions(conn: psycopg.Connection[Any], names: tuple[str, ...]) -> Extensions:
+def _extensions(conn: psycopg.Connection[Any], names: tuple[str, ...], create: bool) -> Extensions:
     rows = conn.execute(_EXTENSIONS, [list(names)]).fetchall()
-    superuser, can_create = conn.execute(_MAY_CREATE).fetchone() or (False, False)
-    found: dict[str, list[str]] = {"i": [], "c": [], "n": [], "u": []}
-    for name, installed, available, trusted in rows:
+    found: dict[str, list[str]] = {"installed": [], "created": [], "available": [], "un": []}
+    for name, installed, available, may_create in rows:
         if installed:
-            found["i"].append(name)
+            found["installed"].append(name)
         elif not available:
-            found["u"].append(name)
-        elif superuser or (trusted and can_create):
-            found["c"].append(name)
+            found["un"].append(name)
+        elif create and may_create:
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)))
+            found["created"].append(name)
         else:
-            found["n"].append(name)
-    return Extensions(*(tuple(found[k]) for k in "icnu"))
+            found["available"].append(name)
+    return Extensions(
+        tuple(found["installed"]),
+        tuple(found["created"]),
+        tuple(found["available"]),
+        tuple(found["un"]),
+    )
+
+
+def require(facts: ServerFacts, kind: Kind) -> None:
+    """Raise :class:`CheckFailed` when a required extension is not installed."""
+    ext = facts.extensions
+    if ext.ok:
+        return
+    parts = []
+    if ext.unavailable:
+        parts.append(
+            f"not available on the server: {', '.join(ext.unavailable)} (install its "
+            "package on the server; CloudNativePG: an image that has it)"
+        )
+    if ext.available:
+        names = ", ".join(ext.available)
+        parts.append(
+            f"available but not installed in the database: {names} ("
+            + INSTALL_HINTS[kind].replace("NAME", ext.available[0])
+            + "; or set PREFLIGHT_CREATE_EXTENSIONS=true if this role may create it)"
+        )
+    raise CheckFailed("; ".join(parts), reason=Reason.EXTENSION_MISSING)
+
+
+def _addresses(plan: Plan, deadline: Deadline) -> list[str | None]:
+    """Where to connect: resolved here under the deadline, or left to libpq."""
+    if plan.libpq_env.hostaddr is not None or not needs_lookup(plan.host):
+        return [None]  # PGHOSTADDR, an IP literal or a socket: libpq needs no DNS
+    try:
+        return list(resolve(plan.host, plan.settings.port, deadline.remaining()))
+    except ResolveError as exc:
+        raise error_for(Reason.DNS, str(exc), hint=_dns_hint(plan.host)) from None
+
+
+def _dns_hint(host: str) -> str | None:
+    if "." in host.strip("."):
+        return None
+    return (
+        f"{host} is a short name, which resolves only inside the same Kubernetes namespace "
+        "or on the same docker compose network: use name.namespace for a Service in "
+        "another namespace; in compose, put this service on the database's network"
+    )
+
+
+def _conninfo(
+    plan: Plan, deadline: Deadline, timeout: int, address: str | None, reread: bool
+) -> str:
+    params: dict[str, Any] = {**plan.libpq_params(), "application_name": "preflight"}
+    if address is not None:
+        params["hostaddr"] = address
+    password = password_now(plan.settings) if reread else plan.settings.password
+    if password is not None:
+        params["password"] = password.reveal()
+    return make_conninfo("", connect_timeout=deadline.connect_timeout(timeout), **params)
+
+
+def _failure(exc: psycopg.Error, plan: Plan) -> PreflightError:
+    raw = None
+    if exc.pgconn is not None and exc.pgconn.error_message:
+        raw = exc.pgconn.error_message.decode("utf-8", "replace")
+    reason, message = classify(
+        raw or str(exc),
+        sqlstate=getattr(exc, "sqlstate", None),
+        timed_out=isinstance(exc, psycopg.errors.ConnectionTimeout),
+    )
+    negotiation = plan.libpq_env.variables.get("PGSSLNEGOTIATION", "")
+    if reason is Reason.CONNECTION_LOST and negotiation.lower() == "direct":
+        reason = Reason.LIBPQ_OPTION
+        message += (
+            " (PGSSLNEGOTIATION=direct: servers before PostgreSQL 17 close a direct TLS handshake)"
+        )
+    hint = _dns_hint(plan.host) if reason is Reason.DNS else None
+    if reason is Reason.PG_HBA_REJECTED and "no encryption" in message:
+        hint = (
+            "pg_hba.conf rejects this connection without encryption: the server takes only "
+            "TLS (hostssl, rds.force_ssl=1), so use SQL_SSL_MODE=prefer or stronger "
+            "instead of disable, or add a host rule"
+        )
+    return error_for(reason, message or type(exc).__name__, hint=hint)
+
+
+@contextlib.contextmanager
+def _cancel_at_deadline(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """If the deadline interrupts a query, cancel it on the server before leaving."""
+    try:
+        yield
+    except DeadlineReached:
+        with contextlib.suppress(Exception):
+            conn.cancel_safe(timeout=0.5)
+        raise DeadlineReached(
+            "logged in, but the queries did not finish (a lock held on a catalog, or a "
+            "stalled connection?)"
+        ) from None
+
+
+def _connect(
+    plan: Plan, deadline: Deadline, timeout: int, reread: bool
+) -> tuple[psycopg.Connection[Any], str | None]:
+    """Log in, trying each address of the name in turn within the deadline."""
+    addresses = _addresses(plan, deadline)
+    last: PreflightError | None = None
+    for address in addresses:
+        try:
+            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
+            return conn, address
+        except psycopg.Error as exc:
+            last = _failure(exc, plan)
+            if not last.retryable or deadline.remaining() <= 0:
+                break
+    assert last is not None
+    raise last
 
 
 def probe(
-    plan: Plan, connect_timeout: int, require_extensions: tuple[str, ...] = ()
+    plan: Plan,
+    deadline: Deadline,
+    *,
+    connect_timeout: int,
+    require_extensions: tuple[str, ...] = (),
+    create_extensions: bool = False,
+    reread_password: bool = False,
 ) -> ServerFacts:
-    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error."""
+    """Connect once, run ``SELECT 1`` and read the facts; raise a classified error.
+
+    ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
+    the secret may be rotated while the check waits).
+    """
+    conn, address = _connect(plan, deadline, connect_timeout, reread_password)
     try:
-        with psycopg.connect(plan.conninfo(connect_timeout), autocommit=True) as conn:
+        with conn, _cancel_at_deadline(conn):
+            left = deadline.remaining()
+            if left != float("inf"):
+                # Server side too: a query stuck on a lock ends at the deadline.
+                millis = max(1, int(left * 1000))
+                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(millis))
             one = conn.execute("SELECT 1").fetchone()
             if one != (1,):
-                raise error_for("unknown", f"SELECT 1 returned {one!r}")
+                raise error_for(Reason.UNKNOWN, f"SELECT 1 returned {one!r}")
             version, in_recovery, protocol = conn.execute(_FACTS).fetchone() or ("", False, None)
             if plan.role == "rw" and in_recovery:
                 raise error_for(
-                    "read_only", f"{plan.host} reached a server in recovery (a standby)"
+                    Reason.READ_ONLY, f"{plan.host} reached a server in recovery (a standby)"
                 )
             extensions = (
-                _check_extensions(conn, require_extensions) if require_extensions else Extensions()
+                _extensions(conn, require_extensions, create_extensions)
+                if require_extensions
+                else Extensions()
             )
             return ServerFacts(
                 server_version=str(version),
                 tls=conn.pgconn.ssl_in_use,
                 tls_protocol=protocol,
                 in_recovery=bool(in_recovery),
+                address=address,
                 extensions=extensions,
             )
-    except PreflightError:
-        raise
     except psycopg.Error as exc:
-        raw = None
-        if exc.pgconn is not None and exc.pgconn.error_message:
-            raw = exc.pgconn.error_message.decode("utf-8", "replace")
-        raise classify_failure(exc, host=plan.host, raw_message=raw) from None
-
-
-def require(facts: ServerFacts) -> None:
-    """Raise :class:`CheckFailed` when a required extension cannot be had."""
-    ext = facts.extensions
-    if ext.ok:
-        return
-    parts = []
-    if ext.unavailable:
-        parts.append(f"not available on the server: {', '.join(ext.unavailable)}")
-    if ext.not_creatable:
-        parts.append(
-            f"available but not installed, and this user may not create: "
-            f"{', '.join(ext.not_creatable)}"
-        )
-    hint = (
-        "install the extension's package on the server (CloudNativePG: an image that has "
-        "it; RDS: a supported extension), then CREATE EXTENSION as a user allowed to"
-    )
-    raise CheckFailed("; ".join(parts), reason="extension_missing", hint=hint)
+        raise _failure(exc, plan) from None

@@ -1,4 +1,4 @@
-"""The retry policy: exponential backoff with jitter, a cap and a deadline.
+"""The retry policy: exponential backoff with jitter, a cap, and one deadline over everything.
 
 Built on tenacity.  With the defaults (0.1 s doubling to a 0.8 s cap, half of
 each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4 s and then
@@ -6,25 +6,36 @@ each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4 s and then
 (median, benchmarks/RESULTS.md), a waiting process tries about 1.5 times a
 second, and a hundred processes started together drift apart instead of
 knocking in lockstep.  (A 1.0 s cap measured a 0.68 s median: too slow.)
+
+The deadline is enforced twice: no sleep runs past it, and :meth:`Deadline.alarm`
+interrupts whatever is blocking when it passes (a connect, a TLS handshake, a
+query), so a run ends within the timeout whatever hangs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
-from ._env import Options
-from ._errors import AuthFailed, PreflightError, Unreachable
+import tenacity
 
-if TYPE_CHECKING:  # tenacity loads only when a first attempt has failed
-    import tenacity
-
+from ._errors import PreflightError
 
 # libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
 MIN_CONNECT_TIMEOUT = 2
+# With no deadline, an unclassified failure is retried for this long in a row at most.
+UNKNOWN_LIMIT = 60.0
+
+
+class DeadlineReached(BaseException):
+    """The deadline passed while something was blocking; never retried."""
 
 
 class Backoff:
@@ -40,15 +51,12 @@ class Backoff:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def base(self, attempt: int) -> float:
-        exponent = min(attempt - 1, 64)  # avoid overflow on very long waits
+        exponent = min(attempt - 1, 64)  # 2**64 * any allowed delay stays finite
         return float(min(self.cap, self.initial * 2.0**exponent))
 
     def delay(self, attempt: int) -> float:
         base = self.base(attempt)
         return base * (1 - self.jitter) + self._rng.uniform(0, base * self.jitter)
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        return self.delay(retry_state.attempt_number)
 
 
 class Deadline:
@@ -68,49 +76,91 @@ class Deadline:
         return self.timeout - self.elapsed()
 
     def connect_timeout(self, configured: int) -> int:
-        """The per-attempt timeout: the configured one, clipped to the time left."""
+        """The per-attempt timeout for libpq: the configured one, clipped to the time left."""
         left = self.remaining()
         if left == math.inf:
             return configured
         return max(MIN_CONNECT_TIMEOUT, min(configured, math.ceil(left)))
 
+    @contextlib.contextmanager
+    def alarm(self) -> Iterator[None]:
+        """Raise :class:`DeadlineReached` in the main thread when the deadline passes."""
+        left = self.remaining()
+        if left == math.inf or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        if left <= 0:
+            raise DeadlineReached
+
+        def ring(_signum: int, _frame: FrameType | None) -> None:
+            raise DeadlineReached
+
+        previous = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, left)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
 
 def is_retryable(exc: BaseException, retry_auth: bool) -> bool:
-    if isinstance(exc, Unreachable):
+    """Whether waiting can heal ``exc`` (authentication only when asked to retry it)."""
+    if not isinstance(exc, PreflightError):
+        return False
+    if exc.retryable:
         return True
-    return retry_auth and isinstance(exc, AuthFailed)
+    return retry_auth and exc.exit_class.name == "auth_failed"
+
+
+class _UnknownStreak:
+    """Stops an unclassified failure from being retried forever when there is no deadline."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._since: float | None = None
+
+    def too_long(self, exc: BaseException | None) -> bool:
+        if not isinstance(exc, PreflightError) or exc.reason != "unknown":
+            self._since = None
+            return False
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+        return now - self._since >= UNKNOWN_LIMIT
 
 
 def retrying(
-    options: Options,
+    *,
     deadline: Deadline,
-    on_retry: Callable[[PreflightError, int, float], None],
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
+    backoff: Backoff,
+    retry_auth: bool,
+    before_sleep: Callable[[PreflightError, int, float], None],
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tenacity.Retrying:
-    """The tenacity loop for ``options``: retries what can heal, until the deadline."""
-    import tenacity
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        assert state.outcome is not None
-        exc = state.outcome.exception()
-        assert isinstance(exc, PreflightError)
-        on_retry(exc, state.attempt_number, state.upcoming_sleep)
-
-    backoff = Backoff(options.backoff_initial, options.backoff_max, options.jitter, rng)
+    """The tenacity loop: retries what can heal, until the deadline."""
+    streak = _UnknownStreak(clock)
 
     def wait(state: tenacity.RetryCallState) -> float:
         # Never sleep past the deadline: the last attempt happens right at it.
-        return max(0.0, min(backoff(state), deadline.remaining()))
+        return max(0.0, min(backoff.delay(state.attempt_number), deadline.remaining()))
 
-    def past_deadline(_state: tenacity.RetryCallState) -> bool:
-        return deadline.remaining() <= 0
+    def stop(state: tenacity.RetryCallState) -> bool:
+        failure = state.outcome.exception() if state.outcome else None
+        return deadline.remaining() <= 0 or (deadline.timeout == 0 and streak.too_long(failure))
+
+    def report(state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None
+        exc = state.outcome.exception()
+        assert isinstance(exc, PreflightError)
+        before_sleep(exc, state.attempt_number, state.upcoming_sleep)
 
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(lambda e: is_retryable(e, options.retry_auth)),
+        retry=tenacity.retry_if_exception(lambda e: is_retryable(e, retry_auth)),
         wait=wait,
-        stop=tenacity.stop_never if options.timeout == 0 else past_deadline,
-        before_sleep=before_sleep,
+        stop=stop,
+        before_sleep=report,
         sleep=sleep,
         reraise=True,
     )

@@ -1,7 +1,9 @@
-"""SSL mode choice: which libpq ``sslmode`` a kind of database needs.
+"""SSL mode choice: which libpq ``sslmode`` a kind of database gets.
 
-Pure logic, no I/O.  ``DEFAULTS`` is what the README's SSL table is checked
-against.
+Pure logic, no I/O.  ``DEFAULTS`` is what the README's SSL table is generated
+from.  In-cluster kinds get ``prefer``, libpq's own default: TLS wherever the
+server offers it (CloudNativePG always does), plain text where it does not, and
+a server that accepts only TLS works.  Outside the cluster TLS is required.
 """
 
 from __future__ import annotations
@@ -9,31 +11,47 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._hosts import Kind
+from ._values import SSL_MODES
 
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 WEAK_MODES = frozenset({"disable", "allow", "prefer"})
 
 # kind -> (default without SQL_SSL_ROOT_CERT, default with it)
 DEFAULTS: dict[Kind, tuple[str, str]] = {
-    Kind.LOCAL: ("disable", "verify-ca"),
-    Kind.INTERNAL: ("disable", "verify-ca"),
-    Kind.CLOUDNATIVEPG: ("disable", "verify-ca"),
+    Kind.LOCAL: ("prefer", "verify-ca"),
+    Kind.INTERNAL: ("prefer", "verify-ca"),
+    Kind.CLOUDNATIVEPG: ("prefer", "verify-ca"),
     Kind.AWS_RDS: ("require", "verify-full"),
     Kind.EXTERNAL: ("require", "verify-full"),
 }
 
 
 class SslChoice(NamedTuple):
-    """The chosen mode, where it came from, and what is risky about it."""
+    """The chosen mode, where it came from, what is risky and what is wrong about it."""
 
     mode: str
     source: str  # "explicit" or "default"
     warnings: tuple[str, ...] = ()
+    problem: str | None = None  # a combination no server can satisfy (exit 3)
 
 
-def choose_sslmode(kind: Kind, explicit: str | None, rootcert: str | None) -> SslChoice:
-    """An explicit mode always wins; otherwise the kind's default from ``DEFAULTS``."""
+def choose_sslmode(
+    kind: Kind,
+    explicit: str | None,
+    rootcert: str | None,
+    *,
+    system: bool = False,
+    libpq_rootcert: str | None = None,
+    socket: bool = False,
+) -> SslChoice:
+    """An explicit mode wins; otherwise the kind's default from ``DEFAULTS``.
+
+    ``system`` says ``SQL_SSL_ROOT_CERT=system``, which implies ``verify-full``
+    (the OS roots vouch for names, not for a private CA).  ``libpq_rootcert`` is
+    ``PGSSLROOTCERT``, which libpq uses when ``SQL_SSL_ROOT_CERT`` is unset.
+    """
+    assert explicit is None or explicit in SSL_MODES
     warnings: list[str] = []
+    problem = None
     if explicit is not None:
         mode, source = explicit, "explicit"
         if mode in WEAK_MODES and not kind.in_cluster:
@@ -42,15 +60,33 @@ def choose_sslmode(kind: Kind, explicit: str | None, rootcert: str | None) -> Ss
                 "cross the network unencrypted and the server is not authenticated; "
                 "use require or verify-full"
             )
+        if system and mode != "verify-full":
+            problem = (
+                f"SQL_SSL_MODE={mode} with SQL_SSL_ROOT_CERT=system: the system roots "
+                "vouch for host names, so they need verify-full (libpq 16+ refuses any "
+                "other mode with them); set SQL_SSL_MODE=verify-full or unset it"
+            )
+    elif system:
+        mode, source = "verify-full", "default"
     else:
         without, with_root = DEFAULTS[kind]
         mode, source = (with_root if rootcert else without), "default"
 
     if mode.startswith("verify-") and not rootcert:
+        where = (
+            f"PGSSLROOTCERT={libpq_rootcert}"
+            if libpq_rootcert
+            else "~/.postgresql/root.crt, which a container rarely has"
+        )
         warnings.append(
-            f"sslmode={mode} without SQL_SSL_ROOT_CERT: libpq looks for "
-            "~/.postgresql/root.crt; set SQL_SSL_ROOT_CERT to the CA bundle (or 'system')"
+            f"sslmode={mode} without SQL_SSL_ROOT_CERT: libpq reads the CA from {where}; "
+            "set SQL_SSL_ROOT_CERT to the CA bundle (or 'system')"
         )
     if rootcert and mode == "disable":
         warnings.append("SQL_SSL_ROOT_CERT is ignored because sslmode=disable")
-    return SslChoice(mode, source, tuple(warnings))
+    if socket and mode not in ("disable", "allow", "prefer"):
+        warnings.append(
+            f"sslmode={mode} has no effect over a Unix socket: libpq never uses TLS there, "
+            "and nothing is verified"
+        )
+    return SslChoice(mode, source, tuple(warnings), problem)

@@ -29,6 +29,22 @@ def need_root() -> None:
         unavailable("needs root and unshare for a private /etc/hosts or PID namespace")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.root``: the test needs root and unshare (skips locally, fails in CI)."""
+    if item.get_closest_marker("root") is not None:
+        need_root()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Every test starts with default structlog and no registered secrets."""
+    from preflight import _logging
+
+    _logging.reset()
+    yield
+    _logging.reset()
+
+
 @pytest.fixture(scope="session")
 def workspace() -> Iterator[Path]:
     """A directory the unprivileged server user can enter."""

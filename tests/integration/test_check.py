@@ -12,13 +12,14 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.conftest import CNPG_HOST, RDS_HOST, ServerFactory, need_root
+from tests.conftest import CNPG_HOST, RDS_HOST, ServerFactory
 from tests.support import cli
 from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, LocalServer, free_port
 
@@ -114,32 +115,57 @@ def test_password_pasted_elsewhere_is_redacted(plain_server: Any, tmp_path: Path
     in the termination message that quotes the server's error."""
     env = app_env(plain_server, tmp_path, SQL_DATABASE=APP_PASSWORD)
     failed = run(env, tmp_path, 5).event("preflight.failed")
-    assert 'database "***" does not exist' in failed["message"]
+    assert 'database "[withheld]" does not exist' in failed["message"]
 
 
-def test_extensions_present(plain_server: Any, tmp_path: Path) -> None:
-    """Installed and creatable extensions pass, each reported in its own list."""
-    with psycopg.connect(
-        host=plain_server.host,
-        port=plain_server.port,
-        dbname=APP_DB,
+def _app_connection(server: Any, dbname: str = APP_DB) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=server.host,
+        port=server.port,
+        dbname=dbname,
         user=APP_USER,
         password=APP_PASSWORD,
         autocommit=True,
-    ) as conn:
+    )
+
+
+def test_extensions_installed_pass(plain_server: Any, tmp_path: Path) -> None:
+    """An installed extension passes and is listed as installed."""
+    with _app_connection(plain_server) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    env = app_env(plain_server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="pg_trgm,citext")
+    env = app_env(plain_server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="pg_trgm")
     extensions = run(env, tmp_path, 0).event("preflight.ready")["extensions"]
     assert extensions["installed"] == ["pg_trgm"]
-    assert extensions["available_creatable"] == ["citext"]
 
 
-def test_extensions_absent(plain_server: Any, tmp_path: Path) -> None:
-    """An extension the server lacks, or that this user may not create, exits 7."""
-    env = app_env(plain_server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="no_such_ext_x,adminpack")
+def test_extension_available_but_not_installed_fails(plain_server: Any, tmp_path: Path) -> None:
+    """Available but not installed is exit 7 (the app's migrations would fail on its types),
+    with the hint for this kind (a local database: an init SQL file or a superuser)."""
+    env = app_env(plain_server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="hstore")
+    failed = run(env, tmp_path, 7).event("preflight.failed")
+    assert failed["reason"] == "extension_missing"
+    assert "available but not installed in the database: hstore" in failed["message"]
+    assert "CREATE EXTENSION hstore" in failed["message"]
+
+
+def test_create_extensions_opt_in(make_server: ServerFactory, tmp_path: Path) -> None:
+    """PREFLIGHT_CREATE_EXTENSIONS creates an available trusted extension and logs it."""
+    server = make_server("create-ext")
+    env = app_env(
+        server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="hstore", PREFLIGHT_CREATE_EXTENSIONS="1"
+    )
+    result = run(env, tmp_path, 0)
+    assert result.event("preflight.extensions_created")["extensions"] == ["hstore"]
+    assert result.event("preflight.ready")["extensions"]["created"] == ["hstore"]
+    with _app_connection(server) as conn:
+        assert conn.execute("SELECT 'a=>1'::hstore -> 'a'").fetchone() == ("1",)
+
+
+def test_extensions_unavailable(plain_server: Any, tmp_path: Path) -> None:
+    """An extension the server lacks exits 7, named."""
+    env = app_env(plain_server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="no_such_ext_x")
     failed = run(env, tmp_path, 7).event("preflight.failed")
     assert "not available on the server: no_such_ext_x" in failed["message"]
-    assert "this user may not create: adminpack" in failed["message"]
 
 
 # --- timing and retries ---
@@ -236,12 +262,41 @@ def test_retry_auth_picks_up_rotated_password_file(plain_server: Any, tmp_path: 
 def test_tls_only_server_with_disable(
     make_server: ServerFactory, server_tls: tuple[str, str], tmp_path: Path
 ) -> None:
-    """An RDS-like server (hostssl only) reached with disable: exit 6, no retry."""
+    """A TLS-only server (hostssl) reached with disable: pg_hba rejects it, exit 4, no retry,
+    and the hint names the sslmode."""
     server = make_server("tlsonly", tls=server_tls, hba=TLS_ONLY_HBA)
     env = app_env(server, tmp_path, SQL_SSL_MODE="disable")
-    failed = run(env, tmp_path, 6).event("preflight.failed")
-    assert (failed["reason"], failed["attempts"]) == ("tls_required", 1)
-    assert "SQL_SSL_MODE=require" in failed["hint"]
+    failed = run(env, tmp_path, 4).event("preflight.failed")
+    assert (failed["reason"], failed["attempts"]) == ("pg_hba_rejected", 1)
+    assert "SQL_SSL_MODE=prefer" in failed["hint"]
+
+
+def test_tls_only_server_with_the_in_cluster_default(
+    make_server: ServerFactory, server_tls: tuple[str, str], tmp_path: Path
+) -> None:
+    """A TLS-only server (a hardened CloudNativePG) with no SQL_SSL_MODE: prefer, TLS, exit 0."""
+    server = make_server("tlsonly", tls=server_tls, hba=TLS_ONLY_HBA)
+    result = run(app_env(server, tmp_path), tmp_path, 0)
+    assert result.event("preflight.plan")["sslmode"] == "prefer"
+    assert result.event("preflight.ready")["tls"] is True
+
+
+def test_plain_server_with_the_in_cluster_default(plain_server: Any, tmp_path: Path) -> None:
+    """A server without TLS and no SQL_SSL_MODE: prefer falls back to plain text, exit 0."""
+    ready = run(app_env(plain_server, tmp_path), tmp_path, 0).event("preflight.ready")
+    assert ready["tls"] is False
+
+
+def test_pg_hba_rejection_without_tls_is_not_a_tls_failure(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A server whose pg_hba has no rule for the user: exit 4 pg_hba_rejected, not exit 6."""
+    server = make_server(
+        "hba", hba=("local all all trust", "host all postgres 127.0.0.1/32 scram-sha-256")
+    )
+    failed = run(app_env(server, tmp_path), tmp_path, 4).event("preflight.failed")
+    assert failed["reason"] == "pg_hba_rejected"
+    assert "pg_hba.conf" in failed["hint"]
 
 
 def test_tls_only_server_with_require(
@@ -276,9 +331,9 @@ def _rds_env(server: LocalServer, tmp_path: Path, host: str, rootcert: str) -> d
     return app_env(server, tmp_path, SQL_HOST=host, SQL_SSL_ROOT_CERT=rootcert)
 
 
+@pytest.mark.root
 def test_verify_full_with_test_ca(rds_like: LocalServer, ca_file: Path, tmp_path: Path) -> None:
     """An RDS-style endpoint with its CA: verify-full by default, exit 0."""
-    need_root()
     env = _rds_env(rds_like, tmp_path, RDS_HOST, str(ca_file))
     result = run(env, tmp_path, 0, hosts={RDS_HOST: "127.0.0.1"}, workdir=tmp_path)
     plan = result.event("preflight.plan")
@@ -290,11 +345,11 @@ def test_verify_full_with_test_ca(rds_like: LocalServer, ca_file: Path, tmp_path
     assert result.event("preflight.ready")["tls"] is True
 
 
+@pytest.mark.root
 def test_verify_full_with_wrong_ca(rds_like: LocalServer, tmp_path: Path) -> None:
     """A CA that did not sign the server certificate: exit 6, tls_untrusted."""
     import trustme
 
-    need_root()
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     env = _rds_env(rds_like, tmp_path, RDS_HOST, str(other))
@@ -304,11 +359,11 @@ def test_verify_full_with_wrong_ca(rds_like: LocalServer, tmp_path: Path) -> Non
     assert failed["reason"] == "tls_untrusted"
 
 
+@pytest.mark.root
 def test_verify_full_with_wrong_host_name(
     rds_like: LocalServer, ca_file: Path, tmp_path: Path
 ) -> None:
     """A name the certificate does not list: exit 6, tls_hostname."""
-    need_root()
     wrong = "other.c9akciq32.eu-west-1.rds.amazonaws.com"
     env = _rds_env(rds_like, tmp_path, wrong, str(ca_file))
     failed = run(env, tmp_path, 6, hosts={wrong: "127.0.0.1"}, workdir=tmp_path).event(
@@ -332,9 +387,9 @@ def test_verify_full_with_missing_ca_file(rds_like: LocalServer, tmp_path: Path)
 # --- names that resolve only in a private mount namespace ---
 
 
+@pytest.mark.root
 def test_unresolvable_name(tmp_path: Path) -> None:
     """A name nothing resolves: retried until the deadline, exit 10, reason dns."""
-    need_root()
     env = cli.base_env(
         SQL_HOST="balancer-postgres-rw",
         SQL_DATABASE=APP_DB,
@@ -349,9 +404,9 @@ def test_unresolvable_name(tmp_path: Path) -> None:
     assert failed["attempts"] >= 3
 
 
+@pytest.mark.root
 def test_cloudnativepg_name_resolves(plain_server: Any, tmp_path: Path) -> None:
     """balancer-postgres-rw classified as CloudNativePG and reached: exit 0."""
-    need_root()
     env = app_env(plain_server, tmp_path, SQL_HOST=CNPG_HOST)
     result = run(env, tmp_path, 0, hosts={CNPG_HOST: "127.0.0.1"}, workdir=tmp_path)
     plan = result.event("preflight.plan")
@@ -359,7 +414,7 @@ def test_cloudnativepg_name_resolves(plain_server: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def standby(make_server: ServerFactory, template: Any) -> LocalServer:
+def standby(make_server: ServerFactory, template: Any) -> Iterator[LocalServer]:
     primary = make_server("primary")
     replica = LocalServer.standby_of(primary, template, "standby")
     replica.start()
@@ -368,22 +423,22 @@ def standby(make_server: ServerFactory, template: Any) -> LocalServer:
     except Exception:
         replica.destroy()
         raise
-    yield replica  # type: ignore[misc]
+    yield replica
     replica.destroy()
 
 
+@pytest.mark.root
 def test_standby_behind_rw_is_read_only(standby: LocalServer, tmp_path: Path) -> None:
     """A standby behind a -rw name: retried as read_only, then exit 10."""
-    need_root()
     env = app_env(standby, tmp_path, SQL_HOST=CNPG_HOST, PREFLIGHT_TIMEOUT="3")
     result = run(env, tmp_path, 10, hosts={CNPG_HOST: "127.0.0.1"}, workdir=tmp_path)
     assert result.event("preflight.failed")["reason"] == "read_only"
     assert result.event("preflight.failed")["attempts"] >= 3
 
 
+@pytest.mark.root
 def test_standby_behind_ro_is_ready(standby: LocalServer, tmp_path: Path) -> None:
     """The same standby behind a -ro name: exit 0, in recovery."""
-    need_root()
     host = "balancer-postgres-ro"
     env = app_env(standby, tmp_path, SQL_HOST=host)
     result = run(env, tmp_path, 0, hosts={host: "127.0.0.1"}, workdir=tmp_path)
@@ -426,9 +481,9 @@ def test_signal_while_waiting(signum: int, code: int, tmp_path: Path) -> None:
     assert result.event("preflight.interrupted")["signal"] == signal.Signals(signum).name
 
 
+@pytest.mark.root
 def test_sigterm_as_pid_1(tmp_path: Path) -> None:
     """As PID 1 of a new PID namespace (as in a container) SIGTERM still stops it."""
-    need_root()
     command = ["unshare", "--pid", "--fork", "--kill-child", "--", *cli.preflight_command()]
     proc = subprocess.Popen(
         command, env=closed_port_env(tmp_path, timeout="0"), stderr=subprocess.PIPE, text=True
@@ -490,3 +545,21 @@ def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
     )
     by_module = cli.run(env, "explain", json_stderr=False)
     assert json.loads(by_script.stdout) == json.loads(by_module.stdout)
+
+
+def test_deadline_covers_a_query_stuck_on_a_lock(plain_server: Any, tmp_path: Path) -> None:
+    """A lock held on pg_extension: the extension query ends at the deadline (statement
+    timeout and cancel), the run within PREFLIGHT_TIMEOUT + 1 s, and the lock holder's
+    server sees the query cancelled."""
+    with plain_server.admin(APP_DB) as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE")
+        env = app_env(
+            plain_server, tmp_path, PREFLIGHT_TIMEOUT="3", PREFLIGHT_REQUIRE_EXTENSIONS="plpgsql"
+        )
+        result = run(env, tmp_path, 10)
+        holder.execute("ROLLBACK")
+    failed = result.event("preflight.failed")
+    assert failed["reason"] == "timeout"
+    assert result.seconds < 3 + 1 + 1  # the deadline, its second, and Python's start-up
+    assert failed["elapsed"] <= 4

@@ -21,6 +21,8 @@ _KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "HOME", "SYSTEMROOT")
 
 def base_env(**variables: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in _KEEP if k in os.environ}
+    # coverage's subprocess measurement (make test) travels in these.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")})
     env["PREFLIGHT_LOG_FORMAT"] = "json"
     env.update(variables)
     return env
@@ -31,13 +33,15 @@ def isolated(
     hosts: Mapping[str, str],
     workdir: Path,
     mounts: Mapping[str, Path] | None = None,
+    files: Mapping[Path, Path] | None = None,
 ) -> list[str]:
     """Wrap ``command`` in a private mount namespace whose /etc/hosts maps ``hosts``.
 
     The machine's own /etc/hosts is never touched; resolv.conf points at a
     loopback port where nothing answers, so unknown names fail at once.
     ``mounts`` maps a directory path (as a pod would see a volume) to a host
-    directory whose files appear there, inside the namespace only.
+    directory whose files appear there, inside the namespace only; ``files``
+    maps an existing file (such as the OS trust store) to a stand-in bound over it.
     """
     hosts_file = workdir / "hosts"
     lines = ["127.0.0.1 localhost", "::1 localhost"]
@@ -51,6 +55,8 @@ def isolated(
     ]
     for number, (target, source) in enumerate((mounts or {}).items()):
         steps.append(_volume(Path(target), source, workdir / f"volume-{number}"))
+    for original, stand_in in (files or {}).items():
+        steps.append(f"mount --bind {shlex.quote(str(stand_in))} {shlex.quote(str(original))}")
     return unshare(" && ".join([*steps, 'exec "$@"']), command)
 
 
@@ -109,7 +115,8 @@ class Run:
 
 
 def parse_events(stderr: str) -> list[dict[str, Any]]:
-    """Every stderr line must be one JSON object with a dotted ``event`` name."""
+    """Every stderr line must be one JSON object with a dotted ``event`` name; no traceback."""
+    assert "Traceback" not in stderr, stderr
     events = []
     for line in stderr.splitlines():
         event = json.loads(line)  # raises (and fails the test) on a non-JSON line

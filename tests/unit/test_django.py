@@ -32,7 +32,8 @@ def connection_params(config: dict[str, Any]) -> dict[str, Any]:
         "TEST": {},
         **config,
     }
-    return DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+    params: dict[str, Any] = DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+    return params
 
 
 def test_import_needs_neither_django_nor_psycopg() -> None:
@@ -41,7 +42,8 @@ def test_import_needs_neither_django_nor_psycopg() -> None:
 
     code = (
         "import sys, preflight.django; "
-        "assert 'psycopg' not in sys.modules and 'django' not in sys.modules"
+        "loaded = {m.split('.')[0] for m in sys.modules}; "
+        "assert not loaded & {'psycopg', 'psycopg2', 'django', 'structlog', 'tenacity'}, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -65,7 +67,7 @@ def test_cloudnativepg_rw_reaches_the_driver() -> None:
     assert params["dbname"] == "balancer"
     assert params["user"] == "balancer"
     assert params["password"] == PASSWORD
-    assert params["sslmode"] == "disable"
+    assert params["sslmode"] == "prefer"
     assert params["gssencmode"] == "disable"
     assert params["target_session_attrs"] == "read-write"
 
@@ -100,11 +102,122 @@ def test_sqlite() -> None:
     assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/data/db.sqlite3"}
 
 
-def test_invalid_environment_raises_config_error() -> None:
-    """An invalid environment raises ConfigError listing every problem."""
-    from preflight import ConfigError
+def test_sqlite_name_is_anchored_to_base_dir(tmp_path: Any) -> None:
+    """A relative SQLite name (default db.sqlite3) lives under base_dir, not the working dir."""
     from preflight.django import database_config
 
-    with pytest.raises(ConfigError) as info:
-        database_config({"SQL_PORT": "x"})
-    assert len(info.value.problems) >= 4
+    sqlite = {"SQL_ENGINE": "django.db.backends.sqlite3"}
+    assert database_config(sqlite, base_dir=tmp_path)["NAME"] == str(tmp_path / "db.sqlite3")
+    named = database_config({**sqlite, "SQL_DATABASE": "app.db"}, base_dir=tmp_path)
+    assert named["NAME"] == str(tmp_path / "app.db")
+
+
+def test_invalid_environment_raises_improperly_configured() -> None:
+    """Invalid values raise Django's ImproperlyConfigured naming every variable at fault."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    with pytest.raises(ImproperlyConfigured) as info:
+        database_config({"SQL_PORT": "x", "SQL_SSL_MODE": "nope"})
+    message = str(info.value)
+    for variable in ("SQL_PORT", "SQL_SSL_MODE", "SQL_HOST", "SQL_DATABASE", "SQL_USER"):
+        assert variable in message
+
+
+def test_empty_environment_does_not_raise() -> None:
+    """No database variable at all (an image build): no error until a connection is made."""
+    from preflight.django import database_config
+
+    config = database_config({})
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["NAME"] == ""
+
+
+@pytest.mark.usefixtures("django_setup")
+def test_empty_environment_fails_with_djangos_own_error_on_connect() -> None:
+    """Django's own ImproperlyConfigured names the missing NAME when it connects."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    with pytest.raises(ImproperlyConfigured, match="NAME"):
+        connection_params(database_config({}))
+
+
+def test_preflight_variables_never_reach_the_app() -> None:
+    """An invalid PREFLIGHT_* value in a shared env file does not stop the app."""
+    from preflight.django import database_config
+
+    env = {"SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u", "PREFLIGHT_TIMEOUT": "abc"}
+    assert database_config(env)["HOST"] == "db"
+
+
+@pytest.mark.usefixtures("django_setup")
+def test_system_resolves_to_the_os_bundle(tmp_path: Any) -> None:
+    """SQL_SSL_ROOT_CERT=system reaches the driver as a file path with verify-full (libpq 15
+    does not know `system`)."""
+    from preflight.django import database_config
+
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = database_config(
+        {
+            "SQL_HOST": "app.c1.eu-west-1.rds.amazonaws.com",
+            "SQL_DATABASE": "balancer",
+            "SQL_USER": "balancer",
+            "SQL_SSL_ROOT_CERT": "system",
+            "SSL_CERT_FILE": str(bundle),
+        }
+    )
+    params = connection_params(config)
+    assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", str(bundle))
+
+
+@pytest.mark.parametrize(
+    ("env", "sslmode"),
+    [
+        ({"SQL_HOST": "db", "SQL_USER": "balancer", "SQL_DATABASE": "balancer_dev"}, "prefer"),
+        (
+            {
+                "SQL_HOST": "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
+                "SQL_USER": "balancer",
+                "SQL_DATABASE": "balancer",
+            },
+            "prefer",
+        ),
+        (
+            {"SQL_HOST": "b.c1.us-east-1.rds.amazonaws.com", "SQL_USER": "u", "SQL_DATABASE": "d"},
+            "require",
+        ),
+        (
+            {
+                "SQL_HOST": "b.c1.us-east-1.rds.amazonaws.com",
+                "SQL_USER": "u",
+                "SQL_DATABASE": "d",
+                "SQL_SSL_MODE": "verify-full",
+                "SQL_SSL_ROOT_CERT": "/etc/ssl/rds/global-bundle.pem",
+            },
+            "verify-full",
+        ),
+    ],
+)
+def test_balancer_environments(env: dict[str, str], sslmode: str) -> None:
+    """balancer's own environments (dev, sandbox, RDS) get the documented sslmode."""
+    from preflight.django import database_config
+
+    assert database_config(env)["OPTIONS"]["sslmode"] == sslmode
+
+
+def test_only_options_libpq_15_knows() -> None:
+    """OPTIONS never holds a parameter libpq 15 (psycopg2-binary 2.9.6) would reject."""
+    from preflight.django import database_config
+
+    known_to_libpq_15 = {"sslmode", "gssencmode", "sslrootcert", "target_session_attrs"}
+    env = {
+        "SQL_HOST": "balancer-postgres-rw",
+        "SQL_DATABASE": "d",
+        "SQL_USER": "u",
+        "SQL_SSL_ROOT_CERT": "/ca.crt",
+    }
+    assert set(database_config(env)["OPTIONS"]) <= known_to_libpq_15

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from preflight import _exit_codes
-from preflight._failures import PATTERNS, REASONS, SQLSTATES, classify_failure, reason_for_message
+from preflight import Reason, _exit_codes
+from preflight._exit_codes import REASONS
+from preflight._failures import PATTERNS, SQLSTATES, classify, describe, reason_for_message
 
 # Messages as libpq and psycopg write them (the integration tests check the
 # same classification against messages real servers send).
@@ -33,7 +34,7 @@ MESSAGES = [
     ('FATAL:  database "nope" does not exist', "database_missing"),
     (
         'FATAL:  no pg_hba.conf entry for host "10.0.0.1", user "u", database "d", no encryption',
-        "tls_required",
+        "pg_hba_rejected",
     ),
     ("server does not support SSL, but SSL was required", "tls_unavailable"),
     ('root certificate file "/ca.pem" does not exist', "tls_ca_missing"),
@@ -45,11 +46,40 @@ MESSAGES = [
     ("fe_sendauth: no password supplied", "auth_failed"),
     (
         'FATAL:  no pg_hba.conf entry for host "1.2.3.4", user "u", database "d", SSL encryption',
-        "auth_failed",
+        "pg_hba_rejected",
     ),
     ('FATAL:  permission denied for database "d"', "auth_failed"),
     ("server closed the connection unexpectedly", "connection_lost"),
-    ("SSL error: unexpected eof while reading", "tls_failed"),
+    ("SSL error: unexpected eof while reading", "connection_lost"),
+    ("SSL SYSCALL error: EOF detected", "connection_lost"),
+    ("could not receive data from server: Connection reset by peer", "connection_lost"),
+    ("FATAL:  terminating connection due to administrator command", "connection_lost"),
+    ("SSL error: tlsv1 alert unknown ca", "tls_untrusted"),
+    ("SSL error: wrong version number", "tls_failed"),
+    ('definition of service "nosuch" not found', "libpq_option"),
+    ('invalid connection option "nosuch"', "libpq_option"),
+    ('invalid target_session_attrs value: "x"', "libpq_option"),
+    ('FATAL:  unrecognized configuration parameter "nosuch_param"', "libpq_option"),
+    ("server is not in hot standby mode", "libpq_option"),
+    (
+        'weak sslmode "prefer" may not be used with sslnegotiation=direct (use "require")',
+        "libpq_option",
+    ),
+    ("server is in hot standby mode", "read_only"),
+    (
+        'authentication method requirement "md5" failed: server requested SASL authentication',
+        "auth_method",
+    ),
+    ('FATAL:  database "closed" is not currently accepting connections', "database_closed"),
+    ("ERROR:  pgbouncer cannot connect to server", "pooler_waiting"),
+    (
+        "FATAL:  server login has been failing, cached error: connect failed (server_login_retry)",
+        "pooler_waiting",
+    ),
+    ("ERROR:  no more connections allowed (max_client_conn)", "too_many_clients"),
+    ("ERROR:  no such database: nope", "database_missing"),
+    ("DNS lookup of db did not answer within 3.0 s", "dns"),
+    ("ERROR:  canceling statement due to statement timeout", "timeout"),
     ("something nobody has seen before", "unknown"),
 ]
 
@@ -66,45 +96,55 @@ def test_every_pattern_has_a_message() -> None:
         assert any(re.search(pattern, m.lower()) for m, _ in MESSAGES), pattern
 
 
-def test_every_reason_is_reachable_and_has_a_hint() -> None:
-    """Each reason has a hint, and every reason a pattern gives is defined."""
-    assert all(r.hint for r in REASONS.values())
-    assert {reason for _, reason in PATTERNS} | set(SQLSTATES.values()) <= REASONS.keys()
+def test_every_reason_has_a_hint() -> None:
+    """Each reason in the table has advice for a person."""
+    assert set(REASONS) == set(Reason)
+    assert all(info.hint for info in REASONS.values())
 
 
 @pytest.mark.parametrize(
-    ("reason", "exit_code"),
+    ("reason", "exit_code", "retried"),
     [
-        ("dns", 10),
-        ("refused", 10),
-        ("timeout", 10),
-        ("starting_up", 10),
-        ("too_many_clients", 10),
-        ("read_only", 10),
-        ("auth_failed", 4),
-        ("database_missing", 5),
-        ("tls_required", 6),
-        ("tls_unavailable", 6),
-        ("tls_untrusted", 6),
-        ("tls_hostname", 6),
-        ("tls_ca_missing", 6),
+        ("dns", 10, True),
+        ("refused", 10, True),
+        ("timeout", 10, True),
+        ("starting_up", 10, True),
+        ("too_many_clients", 10, True),
+        ("pooler_waiting", 10, True),
+        ("read_only", 10, True),
+        ("connection_lost", 10, True),
+        ("unknown", 10, True),
+        ("auth_failed", 4, False),
+        ("pg_hba_rejected", 4, False),
+        ("auth_method", 4, False),
+        ("database_missing", 5, False),
+        ("database_closed", 5, False),
+        ("tls_unavailable", 6, False),
+        ("tls_untrusted", 6, False),
+        ("tls_hostname", 6, False),
+        ("tls_ca_missing", 6, False),
+        ("tls_failed", 6, False),
+        ("extension_missing", 7, False),
+        ("libpq_option", 3, False),
+        ("config_invalid", 3, False),
+        ("usage", 2, False),
     ],
 )
-def test_reason_to_exit_code(reason: str, exit_code: int) -> None:
+def test_reason_to_exit_code(reason: str, exit_code: int, retried: bool) -> None:
     """Every reason maps to the exit code the README's table gives its class."""
-    assert REASONS[reason].error("m", reason=reason).exit_code == exit_code
-
-
-class _FakeSqlError(Exception):
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__("server said no")
-        self.sqlstate = sqlstate
+    info = REASONS[Reason(reason)]
+    assert (info.exit_class.code, info.retried) == (exit_code, retried)
 
 
 @pytest.mark.parametrize(("sqlstate", "reason"), sorted(SQLSTATES.items()))
-def test_sqlstate_wins_when_present(sqlstate: str, reason: str) -> None:
+def test_sqlstate_wins_when_present(sqlstate: str, reason: Reason) -> None:
     """After the connection exists, the SQLSTATE decides."""
-    assert classify_failure(_FakeSqlError(sqlstate)).reason == reason
+    assert classify("server said no", sqlstate=sqlstate)[0] is reason
+
+
+def test_timeout_flag_wins() -> None:
+    """psycopg's own connect timeout is a timeout whatever the message."""
+    assert classify("", timed_out=True) == (Reason.TIMEOUT, "connection timeout expired")
 
 
 def test_multi_attempt_message_uses_the_latest_failure() -> None:
@@ -114,18 +154,21 @@ def test_multi_attempt_message_uses_the_latest_failure() -> None:
         "Multiple connection attempts failed. All failures were:\n"
         "- host: 'localhost', port: '5432', hostaddr: '::1': Connection refused\n"
     )
-    failure = classify_failure(RuntimeError(message))
-    assert failure.reason == "auth_failed"
-    assert "\n" not in failure.message
+    reason, text = classify(message)
+    assert reason is Reason.AUTH_FAILED
+    assert "\n" not in text
 
 
-def test_short_name_dns_hint_mentions_namespace() -> None:
-    """A DNS failure on a short name says short names resolve only in the namespace."""
-    failure = classify_failure(RuntimeError("failed to resolve host 'db-rw'"), host="db-rw")
-    assert "same Kubernetes namespace" in failure.hint
+def test_a_message_repeated_by_libpq_is_said_once() -> None:
+    """libpq may repeat a server's FATAL line; the one-line message says it once."""
+    line = 'FATAL:  unrecognized configuration parameter "nosuch_param"'
+    assert (
+        describe(f"{line}\n{line}\n")
+        == 'FATAL: unrecognized configuration parameter "nosuch_param"'
+    )
 
 
 def test_exit_codes_are_unique() -> None:
     """No two classes share an exit code."""
-    codes = [c.code for c in _exit_codes.TABLE]
+    codes = [c.code for c in _exit_codes.CLASSES]
     assert len(codes) == len(set(codes))

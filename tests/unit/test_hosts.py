@@ -33,15 +33,16 @@ CASES = [
     ("balancer-postgres-rw.prod", Kind.CLOUDNATIVEPG, "rw"),
     ("balancer-postgres-rw.prod.svc", Kind.CLOUDNATIVEPG, "rw"),
     ("balancer-postgres-rw.prod.svc.cluster.local", Kind.CLOUDNATIVEPG, "rw"),
-    ("Balancer-Postgres-RO.prod.svc.corp.example.", Kind.CLOUDNATIVEPG, "ro"),
-    ("pg.prod.svc.cluster.local", Kind.CLOUDNATIVEPG, None),
+    ("Balancer-Postgres-RO.prod.svc.cluster.local.", Kind.CLOUDNATIVEPG, "ro"),
+    ("shared-cluster-rw.cloudnative-pg.svc.cluster.local", Kind.CLOUDNATIVEPG, "rw"),
+    ("shared-cluster-pooler-rw.cloudnative-pg", Kind.CLOUDNATIVEPG, "rw"),
     # internal
     ("db", Kind.INTERNAL, None),
     ("postgres", Kind.INTERNAL, None),
     ("db.prod", Kind.INTERNAL, None),
     ("my_db", Kind.INTERNAL, None),
     ("postgres.prod.svc", Kind.INTERNAL, None),
-    ("postgres.prod.svc.corp.example", Kind.INTERNAL, None),
+    ("pg.prod.svc.cluster.local", Kind.INTERNAL, None),
     ("server", Kind.INTERNAL, None),  # ends in "r" but not "-r"
     # external
     ("db.example.com", Kind.EXTERNAL, None),
@@ -50,6 +51,11 @@ CASES = [
     ("fe80::1", Kind.EXTERNAL, None),
     ("[2001:db8::5]", Kind.EXTERNAL, None),
     ("rds.amazonaws.com.evil.example", Kind.EXTERNAL, None),
+    # .svc forms match as a suffix only
+    ("db.svc.cluster.local.evil.com", Kind.EXTERNAL, None),
+    ("balancer-rw.prod.svc.cluster.local.evil.com", Kind.EXTERNAL, None),
+    ("balancer-rw.prod.svc.corp.example", Kind.EXTERNAL, None),
+    ("postgres.prod.svc.corp.example", Kind.EXTERNAL, None),
 ]
 
 
@@ -59,6 +65,23 @@ def test_classification_table(host: str, kind: Kind, role: str | None) -> None:
     result = classify_host(host)
     assert (result.kind, result.role) == (kind, role)
     assert result.evidence
+
+
+@pytest.mark.parametrize(
+    ("host", "pooler"),
+    [
+        ("shared-cluster-pooler-rw", True),
+        ("balancer-pooler-ro.balancer.svc.cluster.local", True),
+        ("shared-cluster-rw", False),
+        ("pooler", False),  # no -rw/-ro/-r suffix: not a CloudNativePG service
+    ],
+)
+def test_cloudnativepg_pooler_naming(host: str, pooler: bool) -> None:
+    """A CloudNativePG Pooler's service (`<pooler>-rw`) is a pooler, not the primary."""
+    found = classify_host(host)
+    assert found.pooler is pooler
+    if pooler:
+        assert "PgBouncer" in found.evidence
 
 
 def test_every_kind_has_a_case() -> None:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preflight import _logging, _termination
+from preflight._redact import Redactor
 
 
 class _Tty(io.StringIO):
@@ -44,14 +45,39 @@ def test_renderer_choice(fmt: str, stream: io.StringIO, is_json: bool) -> None:
 
 
 def test_registered_secret_is_redacted_in_logs() -> None:
-    """A registered secret never reaches a log line, in values or keys."""
+    """A registered secret never reaches a log line; keys, event and level stay as they are."""
     stream = io.StringIO()
     _logging.configure("json", stream)
-    _logging.set_secrets(["Tq9-log-secret"])
-    _logging.get_logger().error("preflight.failed", message='database "Tq9-log-secret"')
-    assert "Tq9-log-secret" not in stream.getvalue()
-    assert 'database \\"***\\"' in stream.getvalue()
-    _logging.set_secrets([])
+    _logging.set_redactor(Redactor(["Tq9-log-secret-value"]))
+    _logging.get_logger().error("preflight.failed", message='database "Tq9-log-secret-value"')
+    event = json.loads(stream.getvalue())
+    assert "Tq9-log-secret-value" not in stream.getvalue()
+    assert event["message"] == 'database "[withheld]"'
+    assert (event["event"], event["level"]) == ("preflight.failed", "error")
+
+
+class _Broken(io.StringIO):
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+class _Full(io.StringIO):
+    def write(self, _text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+class _Closed(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.close()
+
+
+@pytest.mark.parametrize("stream", [_Broken(), _Full(), _Closed()])
+def test_a_log_line_that_cannot_be_written_is_dropped(stream: io.StringIO) -> None:
+    """EPIPE, a full disk or a closed stderr never raises out of the logger."""
+    _logging.configure("json", stream)
+    _logging.get_logger().info("preflight.ready", attempts=1)
+    _logging.get_logger().error("preflight.failed", reason="refused")
 
 
 @given(st.text(min_size=0, max_size=3000))
@@ -63,13 +89,34 @@ def test_clip_is_one_line_of_at_most_4_kib(text: str) -> None:
     data.decode("utf-8")
 
 
-def test_termination_log_written_only_where_allowed(tmp_path: Path) -> None:
-    """A configured path is created; the default path is never created."""
+def test_termination_log_is_created_at_a_configured_path(tmp_path: Path) -> None:
+    """A configured path is created (or truncated) and holds one line."""
     target = tmp_path / "reason"
-    assert _termination.write(str(target), "auth_failed (auth_failed): no\nway")
+    target.write_text("an older, longer message")
+    assert _termination.write(str(target), "auth_failed (auth_failed): no\nway") is None
     assert target.read_text() == "auth_failed (auth_failed): no way"
-    assert not _termination.write(str(tmp_path / "missing-dir" / "x"), "m")
-    default = Path(_termination.DEFAULT_PATH)
-    if not default.exists():  # outside a pod: must stay absent
-        assert not _termination.write(str(default), "m")
-        assert not default.exists()
+
+
+def test_termination_log_reports_why_it_could_not_write(tmp_path: Path) -> None:
+    """A path that cannot be written gives the reason, for the warning event."""
+    why = _termination.write(str(tmp_path / "missing-dir" / "x"), "m")
+    assert why == "No such file or directory"
+
+
+def test_termination_log_never_follows_a_symlink(tmp_path: Path) -> None:
+    """A link planted at the path cannot make the preflight truncate its target."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "termination-log"
+    link.symlink_to(victim)
+    why = _termination.write(str(link), "m")
+    assert why is not None
+    assert victim.read_text() == "precious"
+
+
+def test_default_path_is_never_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a pod, /dev/termination-log is absent and stays absent, without a warning."""
+    absent = tmp_path / "termination-log"
+    monkeypatch.setattr(_termination, "DEFAULT_PATH", str(absent))
+    assert _termination.write(str(absent), "m") is None
+    assert not absent.exists()

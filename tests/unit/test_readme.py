@@ -1,67 +1,60 @@
-"""The README's tables say what the code does: each row is rendered from the code."""
+"""The README's reference tables are generated from the code and are current."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from preflight import _env, _exit_codes, _failures
-from preflight._hosts import RULES
-from preflight._sslmode import DEFAULTS
+from preflight import _events, _exit_codes, _settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-
-
-def classification_rows() -> list[str]:
-    return [f"| `{kind.value}` | {rule} |" for kind, rule in RULES]
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
-def ssl_rows() -> list[str]:
-    return [
-        f"| `{kind.value}` | `{plain}` | `{with_ca}` |"
-        for kind, (plain, with_ca) in DEFAULTS.items()
-    ]
+def _tables() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "readme_tables", ROOT / "scripts/readme_tables.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def exit_code_rows() -> list[str]:
-    rows = []
-    for row in _exit_codes.TABLE:
-        code = "130 / 143" if row is _exit_codes.INTERRUPTED else str(row.code)
-        rows.append(f"| {code} | `{row.name}` | {row.cause} | {row.retried} |")
-    return rows
+def test_generated_tables_are_current() -> None:
+    """Regenerating the README's tables from the code changes nothing."""
+    assert _tables().render(README) == README
 
 
-def option_rows() -> list[str]:
-    return [f"| `{s.variable}` | `{s.flag}` | {s.help} |" for s in _env.OPTION_SPECS]
+def test_a_changed_table_is_noticed() -> None:
+    """The check would fail if a table drifted from the code."""
+    stale = README.replace("| `refused` |", "| `refused-typo` |", 1)
+    assert stale != README
+    assert _tables().render(stale) == README
 
 
-def reason_rows() -> list[str]:
-    return [
-        f"| `{r.name}` | `{r.error.exit_class.name}` ({r.error.exit_class.code}) | {r.hint} |"
-        for r in _failures.REASONS.values()
-    ]
-
-
-@pytest.mark.parametrize(
-    "render", [classification_rows, ssl_rows, exit_code_rows, option_rows, reason_rows]
-)
-def test_readme_table_matches_code(render: object) -> None:
-    """Every row the code implies is in the README, verbatim."""
-    assert callable(render)
-    missing = [row for row in render() if row not in README]
-    assert not missing, "README rows out of date:\n" + "\n".join(missing)
-
-
-@pytest.mark.parametrize(
-    "variable",
-    [*_env.CONNECTION_VARIABLES, "SQL_ENGINE", "SQL_CONNECTION_TYPE", "DATABASE_URL"],
-)
+@pytest.mark.parametrize("variable", _settings.VARIABLES)
 def test_readme_documents_variable(variable: str) -> None:
     """Every SQL_* variable the parser reads has a row in the README."""
     assert f"| `{variable}` |" in README
 
 
-if __name__ == "__main__":
-    for render in (classification_rows, ssl_rows, exit_code_rows, option_rows, reason_rows):
-        print("\n".join(render()), end="\n\n")
+@pytest.mark.parametrize(
+    "event", [v for k, v in vars(_events).items() if k.isupper() and isinstance(v, str)]
+)
+def test_readme_documents_event(event: str) -> None:
+    """Every event name the preflight logs is in the README's log table."""
+    assert f"| `{event}` |" in README
+
+
+def test_help_epilog_comes_from_the_table() -> None:
+    """The --help epilog lists every exit code of the table."""
+    epilog = _exit_codes.epilog()
+    for row in _exit_codes.CLASSES:
+        if row is not _exit_codes.INTERRUPTED:
+            assert re.search(rf"\b{row.code} {row.name}\b", epilog)

@@ -1,20 +1,30 @@
-"""The retry policy: backoff bounds, jitter, deadline, per-attempt timeout."""
+"""The retry policy: backoff bounds, jitter, deadline, per-attempt timeout, the alarm."""
 
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preflight import AuthFailed, Unreachable
-from preflight._env import Options
-from preflight._retry import Backoff, Deadline, is_retryable, retrying
+from preflight import AuthFailed, Reason, Unreachable
+from preflight._errors import PreflightError, error_for
+from preflight._exit_codes import REASONS
+from preflight._options import Options
+from preflight._retry import (
+    UNKNOWN_LIMIT,
+    Backoff,
+    Deadline,
+    DeadlineReached,
+    is_retryable,
+    retrying,
+)
 
 
 @given(
-    initial=st.floats(0.001, 5),
+    initial=st.floats(0.001, 3600),
     factor=st.floats(1, 100),
     jitter=st.floats(0, 1),
     attempt=st.integers(1, 10_000),
@@ -23,7 +33,7 @@ from preflight._retry import Backoff, Deadline, is_retryable, retrying
 def test_delay_stays_within_its_band(
     initial: float, factor: float, jitter: float, attempt: int, seed: int
 ) -> None:
-    """Every delay lies in [base * (1 - jitter), base] and never above the cap."""
+    """Every delay lies in [base * (1 - jitter), base] and never above the cap, even when huge."""
     cap = initial * factor
     backoff = Backoff(initial, cap, jitter, random.Random(seed))
     base = backoff.base(attempt)
@@ -40,10 +50,10 @@ def test_default_schedule() -> None:
 
 
 def test_jitter_spreads_processes() -> None:
-    """Two processes with different seeds do not wait the same time."""
-    a = [Backoff(0.1, 1, 0.5, random.Random(1)).delay(8) for _ in range(1)]
-    b = [Backoff(0.1, 1, 0.5, random.Random(2)).delay(8) for _ in range(1)]
-    assert a != b
+    """Processes with different seeds draw different delays for the same attempt."""
+    delays = {Backoff(0.1, 1, 0.5, random.Random(seed)).delay(8) for seed in range(20)}
+    assert len(delays) == 20
+    assert all(0.5 <= d <= 1.0 for d in delays)
 
 
 def test_connect_timeout_clipped_to_time_left() -> None:
@@ -61,36 +71,101 @@ def test_connect_timeout_clipped_to_time_left() -> None:
 @pytest.mark.parametrize(
     ("exc", "retry_auth", "expected"),
     [
-        (Unreachable("m", reason="refused"), False, True),
-        (AuthFailed("m", reason="auth_failed"), False, False),
-        (AuthFailed("m", reason="auth_failed"), True, True),
+        (Unreachable("m", reason=Reason.REFUSED), False, True),
+        (error_for(Reason.CONNECTION_LOST, "m"), False, True),
+        (AuthFailed("m", reason=Reason.AUTH_FAILED), False, False),
+        (AuthFailed("m", reason=Reason.AUTH_FAILED), True, True),
+        (error_for(Reason.LIBPQ_OPTION, "m"), True, False),
+        (error_for(Reason.TLS_UNTRUSTED, "m"), True, False),
         (ValueError("bug"), True, False),
     ],
 )
 def test_what_is_retried(exc: BaseException, retry_auth: bool, expected: bool) -> None:
-    """Unreachable always, auth only when opted in, nothing else."""
+    """What can heal always, auth only when opted in, nothing else."""
     assert is_retryable(exc, retry_auth) is expected
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+def test_error_class_follows_the_table(reason: Reason) -> None:
+    """error_for builds the subclass whose exit class the table names, for every reason."""
+    error = error_for(reason, "m")
+    assert isinstance(error, PreflightError)
+    assert error.exit_class == REASONS[reason].exit_class
+    assert error.retryable is REASONS[reason].retried
+
+
+class _FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
     """The loop retries until the deadline and never sleeps past it."""
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    deadline = Deadline(3, clock=lambda: now[0])
-    calls = []
+    fake = _FakeTime()
+    deadline = Deadline(3, clock=fake.clock)
+    calls: list[float] = []
 
     def attempt() -> None:
-        calls.append(now[0])
-        raise Unreachable("down", reason="refused")
+        calls.append(fake.now)
+        raise Unreachable("down", reason=Reason.REFUSED)
 
-    loop = retrying(Options(timeout=3), deadline, lambda *a: None, sleep, random.Random(0))
+    loop = retrying(
+        deadline=deadline,
+        backoff=Backoff(0.1, 0.8, 0.5, random.Random(0)),
+        retry_auth=False,
+        before_sleep=lambda *a: None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
     with pytest.raises(Unreachable):
         loop(attempt)
-    assert now[0] == pytest.approx(3)
+    assert fake.now == pytest.approx(3)
     assert calls[-1] == pytest.approx(3)  # a last attempt right at the deadline
-    assert len(calls) <= 12
+    assert 5 <= len(calls) <= 12
+
+
+def test_unknown_failures_stop_after_the_limit_without_a_deadline() -> None:
+    """With timeout 0 an unclassified failure is retried for UNKNOWN_LIMIT seconds, not forever."""
+    fake = _FakeTime()
+    calls = 0
+
+    def attempt() -> None:
+        nonlocal calls
+        calls += 1
+        raise error_for(Reason.UNKNOWN, "strange")
+
+    loop = retrying(
+        deadline=Deadline(0, clock=fake.clock),
+        backoff=Backoff(0.1, 0.8, 0, random.Random(0)),
+        retry_auth=False,
+        before_sleep=lambda *a: None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    with pytest.raises(Unreachable):
+        loop(attempt)
+    assert UNKNOWN_LIMIT <= fake.now <= UNKNOWN_LIMIT + 1
+    assert calls > 10
+
+
+def test_alarm_interrupts_a_blocking_wait() -> None:
+    """The deadline's alarm ends a sleep that would have run far past it."""
+    deadline = Deadline(0.2)
+    start = time.monotonic()
+    with pytest.raises(DeadlineReached), deadline.alarm():
+        time.sleep(5)
+    assert time.monotonic() - start < 1.5
+
+
+def test_alarm_is_off_without_a_deadline() -> None:
+    """timeout 0: no alarm, the block runs to its end."""
+    with Deadline(0).alarm():
+        time.sleep(0.01)

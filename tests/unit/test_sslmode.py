@@ -1,4 +1,4 @@
-"""SSL mode choice: explicit wins, defaults by kind, warnings for weak modes."""
+"""SSL mode choice: explicit wins, defaults by kind, `system` implies verify-full, warnings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ OUTSIDE = [Kind.AWS_RDS, Kind.EXTERNAL]
 
 @pytest.mark.parametrize(
     ("kind", "rootcert", "mode"),
-    [(k, None, "disable") for k in IN_CLUSTER]
+    [(k, None, "prefer") for k in IN_CLUSTER]
     + [(k, "/ca.crt", "verify-ca") for k in IN_CLUSTER]
     + [(k, None, "require") for k in OUTSIDE]
     + [(k, "/ca.crt", "verify-full") for k in OUTSIDE],
@@ -52,3 +52,45 @@ def test_verify_without_root_cert_warns() -> None:
     """verify-full with no CA bundle would look in ~/.postgresql: say so."""
     (warning,) = choose_sslmode(Kind.AWS_RDS, "verify-full", None).warnings
     assert "SQL_SSL_ROOT_CERT" in warning
+    assert "~/.postgresql/root.crt" in warning
+
+
+def test_verify_without_root_cert_names_pgsslrootcert() -> None:
+    """When PGSSLROOTCERT is what libpq will read, the warning names it, not ~/.postgresql."""
+    (warning,) = choose_sslmode(
+        Kind.AWS_RDS, "verify-full", None, libpq_rootcert="/etc/ca.pem"
+    ).warnings
+    assert "PGSSLROOTCERT=/etc/ca.pem" in warning
+    assert "~/.postgresql" not in warning
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_system_implies_verify_full(kind: Kind) -> None:
+    """SQL_SSL_ROOT_CERT=system with no explicit mode is verify-full for every kind."""
+    choice = choose_sslmode(kind, None, "/etc/ssl/certs/ca-certificates.crt", system=True)
+    assert (choice.mode, choice.problem) == ("verify-full", None)
+
+
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require", "verify-ca"])
+def test_system_with_a_weaker_explicit_mode_is_a_problem(mode: str) -> None:
+    """An explicit mode weaker than verify-full with system is a configuration error."""
+    choice = choose_sslmode(Kind.AWS_RDS, mode, "/bundle.pem", system=True)
+    assert choice.problem is not None
+    assert f"SQL_SSL_MODE={mode}" in choice.problem
+
+
+def test_system_with_verify_full_is_fine() -> None:
+    """The one mode that suits system roots."""
+    assert choose_sslmode(Kind.AWS_RDS, "verify-full", "/b.pem", system=True).problem is None
+
+
+@pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
+def test_unix_socket_with_tls_mode_warns(mode: str) -> None:
+    """Over a Unix socket libpq never uses TLS: a mode that asks for it gets a warning."""
+    warnings = choose_sslmode(Kind.LOCAL, mode, "/ca.pem", socket=True).warnings
+    assert any("Unix socket" in w for w in warnings)
+
+
+def test_unix_socket_with_prefer_is_quiet() -> None:
+    """prefer over a socket asks for nothing it cannot have."""
+    assert choose_sslmode(Kind.LOCAL, None, None, socket=True).warnings == ()

@@ -1,0 +1,102 @@
+"""Generate the README's reference tables from the code, or check they are current.
+
+    python scripts/readme_tables.py          # rewrite the generated blocks in README.md
+    python scripts/readme_tables.py --check  # exit 1 when README.md is out of date
+
+Each block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from preflight import _exit_codes, _options, _settings
+from preflight._hosts import RULES
+from preflight._sslmode import DEFAULTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def classification() -> list[str]:
+    return ["| kind | rule |", "|---|---|"] + [
+        f"| `{kind.value}` | {rule} |" for kind, rule in RULES
+    ]
+
+
+def ssl_defaults() -> list[str]:
+    return ["| kind | default | default with `SQL_SSL_ROOT_CERT` |", "|---|---|---|"] + [
+        f"| `{kind.value}` | `{plain}` | `{with_ca}` |"
+        for kind, (plain, with_ca) in DEFAULTS.items()
+    ]
+
+
+def exit_codes() -> list[str]:
+    rows = ["| code | class | typical cause | reasons |", "|---|---|---|---|"]
+    for row in _exit_codes.CLASSES:
+        code = "130 / 143" if row is _exit_codes.INTERRUPTED else str(row.code)
+        reasons = ", ".join(
+            f"`{reason}`" for reason, info in _exit_codes.REASONS.items() if info.exit_class is row
+        )
+        rows.append(f"| {code} | `{row.name}` | {row.cause} | {reasons} |")
+    return rows
+
+
+def reasons() -> list[str]:
+    rows = ["| reason | class (exit code) | retried | what to check |", "|---|---|---|---|"]
+    for reason, info in _exit_codes.REASONS.items():
+        retried = "yes" if info.retried else "no"
+        klass = f"`{info.exit_class.name}` ({info.exit_class.code})"
+        rows.append(f"| `{reason}` | {klass} | {retried} | {info.hint} |")
+    return rows
+
+
+def options() -> list[str]:
+    return ["| variable | flag | meaning |", "|---|---|---|"] + [
+        f"| `{s.variable}` | `{s.flag}` | {s.help} |" for s in _options.SPECS
+    ]
+
+
+def variables() -> list[str]:
+    return [f"`{name}`" for name in _settings.VARIABLES]
+
+
+BLOCKS: dict[str, Callable[[], list[str]]] = {
+    "classification": classification,
+    "ssl-defaults": ssl_defaults,
+    "exit-codes": exit_codes,
+    "reasons": reasons,
+    "options": options,
+}
+
+
+def _replacement(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + body + match.group(2)
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block replaced by what the code says now."""
+    for name, block in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", re.DOTALL)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no generated block {name!r}")
+        text = pattern.sub(_replacement("\n".join(block()) + "\n"), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    current = README.read_text()
+    fresh = render(current)
+    if "--check" in argv:
+        if fresh != current:
+            print("README.md tables are out of date: run python scripts/readme_tables.py")
+            return 1
+        return 0
+    README.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
