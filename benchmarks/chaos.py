@@ -442,74 +442,99 @@ def _events(stderr: str) -> list[dict[str, Any]]:
     return events
 
 
+@dataclass
+class Timeline:
+    """What happened in one run, by the harness's monotonic clock."""
+
+    spawned: float
+    exited: float = 0.0
+    ready_at: float | None = None  # the harness's probe first succeeded after the heal
+    signalled: float | None = None
+    stderr: str = ""
+
+
+def _wait_ready(fault: Fault, limit: float = 15) -> float | None:
+    """Poll the harness's probe after a heal; when it first succeeded (bounded)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if fault.ready():
+            return time.monotonic()
+        time.sleep(0.005)
+    return None
+
+
+def _drive(fault: Fault, heal_at: float | None) -> tuple[Timeline, int]:
+    """Spawn the preflight, act on the fault as planned, wait for the exit."""
+    line = Timeline(time.monotonic())
+    proc = subprocess.Popen(
+        fault.command, env=fault.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        if fault.begin is not None:
+            fault.begin()
+        if fault.signal_at is not None:
+            time.sleep(max(0.0, line.spawned + fault.signal_at - time.monotonic()))
+            line.signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+        elif heal_at is not None and fault.heal is not None:
+            while proc.poll() is None and time.monotonic() < line.spawned + heal_at:
+                time.sleep(0.01)
+            fault.heal()
+            line.ready_at = _wait_ready(fault)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=TIMEOUT + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        line.exited = time.monotonic()
+        reader.join(timeout=5)
+        fault.cleanup()
+    line.stderr = "".join(chunks)
+    return line, proc.returncode
+
+
+def _judge(
+    fault: Fault, heal_at: float | None, line: Timeline, code: int, offset: float
+) -> Outcome:
+    """Compare what the preflight did with what the harness knows was true."""
+    events = _events(line.stderr)
+    out = Outcome(fault.kind, code, heal_at is not None, heal_at, line.exited - line.spawned)
+    failed = [e for e in events if e.get("event") == "preflight.failed"]
+    out.reason = str(failed[-1].get("reason", "")) if failed else ""
+    if code == 0:
+        ready = [e for e in events if e.get("event") == "preflight.ready"]
+        ready_mono = event_time(ready[-1]) - offset if ready else line.exited
+        out.false_ready = not any(start <= ready_mono <= end for start, end in fault.windows)
+        # Only a ready in the final (healed) window measures noticing the heal.
+        if line.ready_at is not None and ready_mono >= fault.windows[-1][0]:
+            out.ready_to_exit = max(0.0, line.exited - line.ready_at)
+    elif code not in (10, 143):
+        out.fatal = True
+    if line.signalled is not None:
+        out.overrun = line.exited - line.signalled  # SIGTERM must act within 1 s
+    else:
+        out.overrun = max(0.0, out.seconds - TIMEOUT)  # the run must end within TIMEOUT + 1 s
+        out.missed = code == 10 and heal_at is not None and heal_at < TIMEOUT - 1.5
+    return out
+
+
 def run_one(lab: Lab, kind: Callable[[Lab, random.Random], Fault], rng: random.Random) -> Outcome:
     lab.reset()
     fault = kind(lab, rng)
-    # A third of the healing faults heal after the deadline: the run must then end at it.
+    # Three in ten healing faults heal after the deadline: the run must then end at it.
     heal_at: float | None = (
         rng.uniform(0.2, 2.4) if rng.random() < 0.7 else rng.uniform(TIMEOUT + 0.3, 4.5)
     )
     if fault.heal is None:
         heal_at = None
-    wall_offset = time.time() - time.monotonic()
-    spawned = time.monotonic()
-    proc = subprocess.Popen(
-        fault.command, env=fault.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    stderr: list[str] = []
-    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    ready_at = None
-    signalled = None
-    try:
-        if fault.begin is not None:
-            fault.begin()
-        if fault.signal_at is not None:
-            time.sleep(max(0.0, spawned + fault.signal_at - time.monotonic()))
-            signalled = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-        elif heal_at is not None and fault.heal is not None:
-            while proc.poll() is None and time.monotonic() < spawned + heal_at:
-                time.sleep(0.01)
-            fault.heal()
-            end = time.monotonic() + 15
-            while time.monotonic() < end:
-                if fault.ready():
-                    ready_at = time.monotonic()
-                    break
-                time.sleep(0.005)
-        try:
-            proc.wait(timeout=TIMEOUT + 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        exited = time.monotonic()
-        reader.join(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        fault.cleanup()
-    events = _events(stderr[0] if stderr else "")
-    code = proc.returncode
-    out = Outcome(fault.kind, code, heal_at is not None, heal_at, exited - spawned)
-    failed = [e for e in events if e.get("event") == "preflight.failed"]
-    out.reason = str(failed[-1].get("reason", "")) if failed else ""
-    if code == 0:
-        ready = [e for e in events if e.get("event") == "preflight.ready"]
-        ready_mono = event_time(ready[-1]) - wall_offset if ready else exited
-        out.false_ready = not any(start <= ready_mono <= end for start, end in fault.windows)
-        # Only a ready in the final (healed) window measures noticing the heal.
-        if ready_at is not None and ready_mono >= fault.windows[-1][0]:
-            out.ready_to_exit = max(0.0, exited - ready_at)
-    elif code not in (10, 143):
-        out.fatal = True
-    if signalled is not None:
-        out.overrun = exited - signalled  # SIGTERM must act within 1 s
-    else:
-        out.overrun = max(0.0, out.seconds - TIMEOUT)  # the run must end within TIMEOUT + 1 s
-        out.missed = code == 10 and heal_at is not None and heal_at < TIMEOUT - 1.5
-    return out
+    offset = time.time() - time.monotonic()
+    line, code = _drive(fault, heal_at)
+    return _judge(fault, heal_at, line, code, offset)
 
 
 # --- the report ---
