@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import chaos
 from benchmarks import run as runner
-from tests.conftest import need_root, unavailable
+from tests.conftest import unavailable
 from tests.support.pgbouncer import pgbouncer_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,9 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.root
 def test_chaos_smoke(tmp_path: Path) -> None:
     """A few chaos runs (one per kind of fault) complete and write the chaos section."""
-    need_root()
     if pgbouncer_binary() is None:
         unavailable("pgbouncer (Debian package pgbouncer) is not installed")
     out = tmp_path / "results.md"

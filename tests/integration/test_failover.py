@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CNPG_HOST, ServerFactory, need_root
+from tests.conftest import CNPG_HOST, ServerFactory
 from tests.support import pg
 from tests.support.cli import base_env, isolated, preflight_command
 from tests.support.faults import finish, spawn
@@ -24,12 +24,13 @@ from tests.support.faults import finish, spawn
 # benchmarks/RESULTS.md, chaos "promotion"); a test on a shared machine allows more.
 NOTICE_BOUND = 3.0
 REPLICA_WARNING = "preflight.replica_cluster_suspected"
+# A private /etc/hosts gives the -rw name its address.
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def standby(make_server: ServerFactory, template: pg.Template) -> Iterator[pg.LocalServer]:
     """A hot standby of a primary that is then stopped (the failed old primary)."""
-    need_root()
     primary = make_server("primary", settings={"wal_level": "replica"})
     replica = pg.LocalServer.standby_of(primary, template, "standby")
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerFactory, need_root
+from tests.conftest import ServerFactory
 from tests.support import pg
 from tests.support.cli import base_env, preflight_command
 from tests.support.faults import (
@@ -93,9 +93,9 @@ def test_tls_cut_every_time_ends_unreachable(
     assert result.seconds <= RUN_BOUND
 
 
+@pytest.mark.root
 def test_silent_resolver_deadline(tmp_path: Path) -> None:
     """A resolver that never answers: the run still ends within the deadline (exit 10)."""
-    need_root()
     command = silent_dns(preflight_command(), tmp_path)
     env = app_env("db.example.internal", 5432, PREFLIGHT_TIMEOUT=str(TIMEOUT))
     result, _ = run_command(command, env, timeout=30)
@@ -154,9 +154,9 @@ def two_black_holes() -> Iterator[tuple[int, list[str]]]:
         second.close()
 
 
+@pytest.mark.root
 def test_two_black_hole_addresses_deadline(tmp_path: Path) -> None:
     """A name with two addresses that both drop packets: one deadline, not one per address."""
-    need_root()
     with two_black_holes() as (port, lines):
         command = hosts_wrapped(preflight_command(), tmp_path, lines)
         env = app_env(TWO_ADDRESSES, port, PREFLIGHT_TIMEOUT=str(TIMEOUT))
@@ -172,7 +172,6 @@ Hang = Callable[[Path, ServerFactory, ExitStack], Command]
 
 
 def _dns_hang(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> Command:
-    need_root()
     command = silent_dns(preflight_command(), tmp_path)
     return command, app_env("db.example.internal", 5432, PREFLIGHT_TIMEOUT="60")
 
@@ -187,7 +186,6 @@ def _lock_hang(tmp_path: Path, make: ServerFactory, stack: ExitStack) -> Command
 
 
 def _black_holes_hang(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> Command:
-    need_root()
     port, lines = stack.enter_context(two_black_holes())
     command = hosts_wrapped(preflight_command(), tmp_path, lines)
     return command, app_env(TWO_ADDRESSES, port, PREFLIGHT_TIMEOUT="60")
@@ -200,6 +198,7 @@ def _stalled_server(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> C
     return preflight_command(), env
 
 
+@pytest.mark.root  # two of the hangs need private namespaces
 @pytest.mark.parametrize(
     "hang",
     [_dns_hang, _lock_hang, _black_holes_hang, _stalled_server],
