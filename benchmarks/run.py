@@ -64,11 +64,28 @@ def _key(title: str) -> str:
     return first if re.fullmatch(r"\d+[a-z]?\.", first) else title
 
 
+def _old_note(head: Sequence[str]) -> str:
+    """A file written before sections carried their own note has one date and
+    command in its header: carry them into the sections kept from it."""
+    found = dict(
+        match.groups() for line in head if (match := re.match(r"- (Date|Command): (.*)$", line))
+    )
+    if "Date" not in found or "Command" not in found:
+        return ""
+    command = found["Command"].split(" (from", 1)[0]
+    return f"_Measured {found['Date']} by {command}._"
+
+
 def merge(old: str, new: Sequence[tuple[str, str]], header: Sequence[str]) -> str:
     """RESULTS.md with ``new`` sections replacing (by number) or joining the old ones."""
-    _, kept = split_sections(old)
+    head, kept = split_sections(old)
     replaced = {_key(title) for title, _ in new}
-    survivors = [(title, body) for title, body in kept if _key(title) not in replaced]
+    note = _old_note(head)
+    survivors = [
+        (title, body if body.startswith("_Measured") or not note else f"{note}\n\n{body}")
+        for title, body in kept
+        if _key(title) not in replaced
+    ]
     sections = sorted([*survivors, *new], key=lambda s: _order(s[0]))
     lines = list(header)
     for title, body in sections:
