@@ -49,15 +49,15 @@ def make_pooler(workspace: Path) -> Iterator[PoolerFactory]:
 
 
 def env_for(pooler: PgBouncer, **extra: str) -> dict[str, str]:
-    return base_env(
-        SQL_HOST=pooler.host,
-        SQL_PORT=str(pooler.port),
-        SQL_DATABASE=pg.APP_DB,
-        SQL_USER=pg.APP_USER,
-        SQL_PASSWORD=pg.APP_PASSWORD,
-        SQL_SSL_MODE="disable",
-        **extra,
-    )
+    variables = {
+        "SQL_HOST": pooler.host,
+        "SQL_PORT": str(pooler.port),
+        "SQL_DATABASE": pg.APP_DB,
+        "SQL_USER": pg.APP_USER,
+        "SQL_PASSWORD": pg.APP_PASSWORD,
+        "SQL_SSL_MODE": "disable",
+    }
+    return base_env(**(variables | extra))
 
 
 def warm(pooler: PgBouncer) -> None:
