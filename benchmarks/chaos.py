@@ -471,8 +471,19 @@ def _drive(fault: Fault, heal_at: float | None) -> tuple[Timeline, int]:
     )
     assert proc.stderr is not None
     chunks: list[str] = []
-    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    exits: list[float] = []
+
+    stream = proc.stderr
+
+    def watch() -> None:
+        """Note the exit time as it happens, not when the harness looks."""
+        proc.wait()
+        exits.append(time.monotonic())
+
+    reader = threading.Thread(target=lambda: chunks.append(stream.read()), daemon=True)
+    watcher = threading.Thread(target=watch, daemon=True)
     reader.start()
+    watcher.start()
     try:
         if fault.begin is not None:
             fault.begin()
@@ -485,15 +496,14 @@ def _drive(fault: Fault, heal_at: float | None) -> tuple[Timeline, int]:
                 time.sleep(0.01)
             fault.heal()
             line.ready_at = _wait_ready(fault)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=TIMEOUT + 30)
+        watcher.join(timeout=TIMEOUT + 30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-        line.exited = time.monotonic()
-        reader.join(timeout=5)
+        watcher.join(timeout=10)
+        reader.join(timeout=10)
         fault.cleanup()
+    line.exited = exits[0] if exits else time.monotonic()
     line.stderr = "".join(chunks)
     return line, proc.returncode
 

@@ -67,9 +67,10 @@ def _key(title: str) -> str:
 def _old_note(head: Sequence[str]) -> str:
     """A file written before sections carried their own note has one date and
     command in its header: carry them into the sections kept from it."""
-    found = dict(
-        match.groups() for line in head if (match := re.match(r"- (Date|Command): (.*)$", line))
-    )
+    found: dict[str, str] = {}
+    for line in head:
+        if match := re.match(r"- (Date|Command): (.*)$", line):
+            found[match.group(1)] = match.group(2)
     if "Date" not in found or "Command" not in found:
         return ""
     command = found["Command"].split(" (from", 1)[0]
