@@ -3,9 +3,13 @@
 #   docker build -t preflight .
 #   docker run --rm -e SQL_HOST=db -e SQL_DATABASE=app -e SQL_USER=app preflight explain
 #
-# The base is an ARG so a mirror or a pinned digest can be used; both stages
-# must use the same base, since the venv links to the base's python3.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+# The base is pinned by digest (the multi-platform index, so amd64 and arm64
+# builds get the same release); both stages must use the same base, since the
+# venv links to the base's python3. To bump it (README, "The container image"):
+#   docker buildx imagetools inspect python:3.11-slim-bookworm
+# and put the "Digest:" it prints after the @ below. The image workflow checks
+# that the pinned digest is an index holding linux/amd64 and linux/arm64.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -18,17 +22,18 @@ RUN /opt/preflight/bin/pip install --no-deps --require-hashes -r /tmp/runtime.tx
  && /opt/preflight/bin/pip install --no-deps --require-hashes -r /tmp/build.txt
 COPY pyproject.toml README.md /src/
 COPY preflight /src/preflight
-# Install the package with the locked setuptools (no unpinned download), compile all
+# Install the package (the extra "check" names the dependencies locked above)
+# with the locked setuptools (no unpinned download), compile all
 # bytecode once (unchecked-hash: valid on a read-only root filesystem), then drop
 # the installers, which the check does not need.
-RUN /opt/preflight/bin/pip install --no-deps --no-build-isolation --no-compile /src \
+RUN /opt/preflight/bin/pip install --no-deps --no-build-isolation --no-compile "/src[check]" \
  && /opt/preflight/bin/pip uninstall --yes pip setuptools \
  && find /opt/preflight -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/preflight/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
       /opt/preflight/lib
 
 FROM ${BASE_IMAGE}
-LABEL org.opencontainers.image.title="preflight" \
+LABEL org.opencontainers.image.title="django-db-preflight" \
       org.opencontainers.image.description="Database preflight check for Django apps"
 COPY --from=build /opt/preflight /opt/preflight
 ENV PATH=/opt/preflight/bin:$PATH \

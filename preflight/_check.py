@@ -64,7 +64,9 @@ def _deadline_error(
         )
         return error_for(Reason.TIMEOUT, f"{when}: {cut.args[0]}", hint=hint)
     if last is not None and last.retryable:
-        return error_for(last.reason, f"{last.message} ({when} after it)", hint=last.hint)
+        return error_for(
+            last.reason, f"{last.message} (then {when}, which it cut short)", hint=last.hint
+        )
     return error_for(Reason.TIMEOUT, f"{when}: nothing answered in time")
 
 

@@ -282,6 +282,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
+    if argv == ["--version"]:  # needs nothing, not even the [check] extra
+        print(f"preflight {version()}")
+        return 0
     missing = _missing_extra()
     if missing is not None:
         return _no_extra(missing)

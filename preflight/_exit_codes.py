@@ -100,6 +100,8 @@ class Reason(enum.StrEnum):
     TLS_FAILED = "tls_failed"
     EXTENSION_MISSING = "extension_missing"
     MIGRATION_FAILED = "migration_failed"
+    MIGRATIONS_PENDING = "migrations_pending"
+    MIGRATION_LOCK_HELD = "migration_lock_held"
     CONFIG_INVALID = "config_invalid"
     LIBPQ_OPTION = "libpq_option"
     USAGE = "usage"
@@ -236,10 +238,23 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.MIGRATION_FAILED: ReasonInfo(
         CHECK_FAILED, False, "a migration or a follow-up command failed: read its output"
     ),
+    Reason.MIGRATIONS_PENDING: ReasonInfo(
+        UNREACHABLE,
+        True,
+        "a pod that may migrate (python -m preflight.django migrate) has not applied these "
+        "yet: check that it runs and read its log",
+    ),
+    Reason.MIGRATION_LOCK_HELD: ReasonInfo(
+        UNREACHABLE,
+        True,
+        "another runner holds the migration lock (pid shown): its migrations or follow-up "
+        "commands are still running, or it is stuck; pg_stat_activity shows what it does",
+    ),
     Reason.CONFIG_INVALID: ReasonInfo(
         CONFIG_INVALID,
         False,
-        "fix each variable named in `problems`; `preflight explain` shows the resolved plan",
+        "fix each variable named in `problems`; once they are valid, `preflight explain` "
+        "shows the resolved plan",
     ),
     Reason.LIBPQ_OPTION: ReasonInfo(
         CONFIG_INVALID,

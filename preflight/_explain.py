@@ -66,7 +66,9 @@ def explain(config: Config, redactor: Redactor) -> tuple[dict[str, Any], int]:
     """The whole ``preflight explain`` document and its exit code."""
     error = config.error()
     if error is not None:
-        return error_document(error, redactor), error.exit_code
+        document = error_document(error, redactor)
+        document["warnings"] = [redactor.text(w) for w in config.warnings]
+        return document, error.exit_code
     warnings = [redactor.text(w) for w in config.warnings]
     if config.plan is None:  # SQLite
         return {

@@ -118,7 +118,12 @@ def describe(message: str) -> str:
         line = " ".join(line.split()).removeprefix("connection failed: ")
         if line and line not in lines:
             lines.append(line)
-    return " ".join(lines)
+    # libpq continues a message on a new line without punctuation ("...refused
+    # / Is the server running..."): end each line as a sentence before joining.
+    return " ".join(
+        line if i == len(lines) - 1 or line[-1] in ".:;?!" else line + "."
+        for i, line in enumerate(lines)
+    )
 
 
 def classify(

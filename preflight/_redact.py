@@ -204,10 +204,18 @@ def _encodings(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         repr(secret)[1:-1],
-        quote(secret, safe=""),
-        quote(secret),
-        quote_plus(secret),
+        quote(_bytes(secret), safe=""),
+        quote(_bytes(secret)),
+        quote_plus(_bytes(secret)),
     }
+
+
+def _bytes(secret: str) -> bytes:
+    """UTF-8, with the surrogates that stand for non-UTF-8 bytes in the environment."""
+    try:
+        return secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return secret.encode("utf-8", "surrogatepass")
 
 
 class _Secret(NamedTuple):

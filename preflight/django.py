@@ -85,3 +85,9 @@ def database_config(
         "PORT": params.pop("port"),
         "OPTIONS": params,
     }
+
+
+if __name__ == "__main__":  # python -m preflight.django migrate [--then CMD ...] | --check
+    from . import _migrate
+
+    raise SystemExit(_migrate.main())

@@ -4,19 +4,20 @@
 #   scripts/image.sh standin   # a stand-in for the Dockerfile's base, from debootstrap
 #   scripts/image.sh build     # buildah bud of ./Dockerfile -> localhost/preflight:test
 #
-# The stand-in is Debian bookworm with python3 and python3-venv, tagged with the
-# Dockerfile's default BASE_IMAGE name, so `--pull=never` builds offline from it.
+# The stand-in is Debian bookworm with python3 and python3-venv, tagged
+# $STANDIN and passed as BASE_IMAGE (the Dockerfile pins the real base by
+# digest, a name no local image can take), so `--pull=never` builds offline.
 # On a machine with a Docker engine, use `docker build -t preflight .` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE_IMAGE=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)
+STANDIN=${STANDIN:-localhost/preflight-base-standin:bookworm}
 IMAGE=${IMAGE:-localhost/preflight:test}
 CACHE=${PREFLIGHT_IMAGE_CACHE:-/var/tmp/preflight-image}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 standin() {
-  if buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
+  if buildah inspect --type image "$STANDIN" >/dev/null 2>&1; then
     return 0
   fi
   mkdir -p "$CACHE"
@@ -30,7 +31,7 @@ standin() {
   buildah add "$ctr" "$CACHE/rootfs.tar" / >/dev/null
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --cmd python3 "$ctr"
-  buildah commit --rm "$ctr" "$BASE_IMAGE" >/dev/null
+  buildah commit --rm "$ctr" "$STANDIN" >/dev/null
   rm -f "$CACHE/rootfs.tar"
 }
 
@@ -41,7 +42,8 @@ build() {
   [ -f /etc/ssl/certs/ca-certificates.crt ] &&
     mounts+=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
   [ -f /etc/pip.conf ] && mounts+=(--volume /etc/pip.conf:/etc/pip.conf:ro)
-  buildah bud --isolation chroot --pull=never --layers "${mounts[@]}" -t "$IMAGE" . >&2
+  buildah bud --isolation chroot --pull=never --layers "${mounts[@]}" \
+    --build-arg "BASE_IMAGE=$STANDIN" -t "$IMAGE" . >&2
 }
 
 case "${1:-build}" in

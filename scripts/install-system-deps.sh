@@ -13,6 +13,7 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v unshare >/dev/null || missing+=(util-linux)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
 # PgBouncer (what CloudNativePG's Pooler runs) for the pooler tests and the chaos run.
 { command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; } || missing+=(pgbouncer)
 

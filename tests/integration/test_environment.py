@@ -234,6 +234,8 @@ def test_check_without_the_extra_exits_2(tmp_path: Path) -> None:
     failed = result.events[-1]
     assert failed["reason"] == "check_extra_missing"
     assert "django-db-preflight[check]" in failed["hint"]
+    version = cli.run(env, "--version", json_stderr=False)
+    assert (version.code, version.stdout.split()[0]) == (0, "preflight")
 
 
 # --- the OS trust store through SQL_SSL_ROOT_CERT=system ---------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
-import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,20 +12,43 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-# shared/ lies beside the clone (read-only material); PREFLIGHT_SHARED_DIR overrides.
-SHARED = Path(os.environ.get("PREFLIGHT_SHARED_DIR", ROOT.parent / "shared"))
-CRD = SHARED / "schemas" / "cloudnative-pg" / "postgresql.cnpg.io_clusters.yaml"
+
+
+def kustomize(directory: Path) -> str:
+    """``kubectl kustomize <directory>``: the rendered stream, as text."""
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
     """``kubectl kustomize k8s/overlays/<overlay>``, parsed."""
-    done = subprocess.run(
-        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return documents(kustomize(K8S / "overlays" / overlay))
+
+
+def document_text(text: str, kind: str) -> str:
+    """The one document of ``kind`` in a rendered stream, exactly as kubectl wrote it."""
+    (found,) = [doc for doc in text.split("\n---\n") if f"\nkind: {kind}\n" in f"\n{doc}"]
+    return found
+
+
+def without_blocks(text: str, *keys: str, indent: int = 6) -> str:
+    """``text`` with the YAML blocks ``<indent spaces><key>:`` (and what nests in them) cut."""
+    kept: list[str] = []
+    cutting = False
+    for line in text.splitlines():
+        depth = len(line) - len(line.lstrip(" "))
+        if cutting and (depth > indent or line.startswith(" " * indent + "- ")):
+            continue
+        cutting = depth == indent and line.strip().rstrip(":") in keys and line.endswith(":")
+        if not cutting:
+            kept.append(line)
+    return "".join(f"{line}\n" for line in kept)
 
 
 def find(docs: Iterable[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -105,39 +126,3 @@ def resolve_volumes(
             (directory / item["path"]).write_text(data[item["key"]])
         mounts[mount["mountPath"]] = directory
     return mounts
-
-
-def crd_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(CRD.read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    return dict(version["schema"]["openAPIV3Schema"])
-
-
-def unknown_fields(doc: Any, schema: Mapping[str, Any], path: str = "") -> list[str]:
-    """Fields the API server would prune: what strict validation rejects."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(doc, dict):
-        properties = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, value in doc.items():
-            if properties is not None and key in properties:
-                found += unknown_fields(value, properties[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                found += unknown_fields(value, extra, f"{path}.{key}")
-            elif properties is not None and extra is not True:
-                found.append(f"{path}.{key}")
-    elif isinstance(doc, list) and isinstance(schema.get("items"), dict):
-        for index, value in enumerate(doc):
-            found += unknown_fields(value, schema["items"], f"{path}[{index}]")
-    return found
-
-
-def with_env_key(deployment: dict[str, Any], variable: str, key: str) -> dict[str, Any]:
-    """A copy whose init container reads ``variable`` from another secret key."""
-    changed = copy.deepcopy(deployment)
-    for item in changed["spec"]["template"]["spec"]["initContainers"][0]["env"]:
-        if item["name"] == variable:
-            item["valueFrom"]["secretKeyRef"]["key"] = key
-    return changed

@@ -175,6 +175,14 @@ def test_explain_warns_about_unknown_variables() -> None:
     assert any("did you mean SQL_SSL_MODE?" in w for w in json.loads(out)["warnings"])
 
 
+def test_explain_of_an_invalid_config_still_names_typos() -> None:
+    """With problems, explain lists them and the unknown-variable warnings too."""
+    code, out = explain({"SQL_PORT": "x", "SQL_SSLMODE": "require"})
+    document = json.loads(out)
+    assert code == 3
+    assert any("did you mean SQL_SSL_MODE?" in w for w in document["warnings"])
+
+
 def test_explain_system_without_a_trust_store_is_exit_3(tmp_path: Any) -> None:
     """SQL_SSL_ROOT_CERT=system where no bundle exists: exit 3 naming what was looked for."""
     env = app("x.abc.eu-west-1.rds.amazonaws.com", SQL_SSL_ROOT_CERT="system")

@@ -168,6 +168,17 @@ def test_a_message_repeated_by_libpq_is_said_once() -> None:
     )
 
 
+def test_continuation_lines_read_as_sentences() -> None:
+    """libpq's two-line refusal reads as two sentences on one line."""
+    message = (
+        'connection to server at "127.0.0.1", port 5999 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+    )
+    assert describe(message).endswith(
+        "Connection refused. Is the server running on that host and accepting TCP/IP connections?"
+    )
+
+
 def test_exit_codes_are_unique() -> None:
     """No two classes share an exit code."""
     codes = [c.code for c in _exit_codes.CLASSES]

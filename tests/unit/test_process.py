@@ -120,3 +120,29 @@ def test_default_path_is_never_created(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(_termination, "DEFAULT_PATH", str(absent))
     assert _termination.write(str(absent), "m") is None
     assert not absent.exists()
+
+
+def test_an_unexpected_exception_is_exit_1_without_its_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bug becomes exit 1, reason internal_error, naming the type but never the message
+    (which could quote input), and no traceback."""
+    from contextlib import redirect_stderr
+
+    from preflight import _cli
+
+    def broken(_self: object) -> int:
+        raise RuntimeError("Zx-secret-in-a-bug-message")
+
+    monkeypatch.setattr(_cli._Run, "check", broken)
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = _cli.main(
+            ["--termination-log", str(tmp_path / "t")],
+            environ={"SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"},
+        )
+    assert code == 1
+    failed = json.loads(err.getvalue().splitlines()[-1])
+    assert (failed["reason"], failed["message"]) == ("internal_error", "unexpected RuntimeError")
+    assert "Zx-secret" not in err.getvalue()
+    assert "Traceback" not in err.getvalue()

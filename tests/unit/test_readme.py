@@ -58,3 +58,10 @@ def test_help_epilog_comes_from_the_table() -> None:
     for row in _exit_codes.CLASSES:
         if row is not _exit_codes.INTERRUPTED:
             assert re.search(rf"\b{row.code} {row.name}\b", epilog)
+
+
+@pytest.mark.parametrize("name", __import__("preflight").__all__)
+def test_public_api_is_documented(name: str) -> None:
+    """Every name in preflight.__all__ appears in the README's Python API table."""
+    api = README.split("### Python API", 1)[1].split("\n## ", 1)[0]
+    assert f"`{name}`" in api

@@ -6,6 +6,7 @@ import random
 import time
 
 import pytest
+import tenacity
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,6 +108,18 @@ class _FakeTime:
         self.now += seconds
 
 
+def _loop(fake: _FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retrying:
+    """The policy on fake time: no real sleeping."""
+    return retrying(
+        deadline=deadline,
+        backoff=Backoff(0.1, 0.8, jitter, random.Random(0)),
+        retry_auth=False,
+        before_sleep=lambda *a: None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+
+
 def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
     """The loop retries until the deadline and never sleeps past it."""
     fake = _FakeTime()
@@ -117,16 +130,8 @@ def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
         calls.append(fake.now)
         raise Unreachable("down", reason=Reason.REFUSED)
 
-    loop = retrying(
-        deadline=deadline,
-        backoff=Backoff(0.1, 0.8, 0.5, random.Random(0)),
-        retry_auth=False,
-        before_sleep=lambda *a: None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
     with pytest.raises(Unreachable):
-        loop(attempt)
+        _loop(fake, deadline, jitter=0.5)(attempt)
     assert fake.now == pytest.approx(3)
     assert calls[-1] == pytest.approx(3)  # a last attempt right at the deadline
     assert 5 <= len(calls) <= 12
@@ -142,16 +147,8 @@ def test_unknown_failures_stop_after_the_limit_without_a_deadline() -> None:
         calls += 1
         raise error_for(Reason.UNKNOWN, "strange")
 
-    loop = retrying(
-        deadline=Deadline(0, clock=fake.clock),
-        backoff=Backoff(0.1, 0.8, 0, random.Random(0)),
-        retry_auth=False,
-        before_sleep=lambda *a: None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
     with pytest.raises(Unreachable):
-        loop(attempt)
+        _loop(fake, Deadline(0, clock=fake.clock), jitter=0)(attempt)
     assert UNKNOWN_LIMIT <= fake.now <= UNKNOWN_LIMIT + 1
     assert calls > 10
 
