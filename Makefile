@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps venv clean bench
+.PHONY: demo test test-fast lint system-deps venv clean bench chaos
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -45,3 +45,9 @@ clean:
 # Benchmarks (not part of `make test`; a smoke of them is): writes benchmarks/RESULTS.md.
 bench: system-deps $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Randomised fault injection (not part of `make test`; a smoke of it is): rewrites the
+# chaos section of benchmarks/RESULTS.md.  CHAOS_RUNS=n for fewer or more runs.
+CHAOS_RUNS ?= 500
+chaos: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks.run chaos --chaos-runs $(CHAOS_RUNS)

@@ -14,6 +14,8 @@ command -v unshare >/dev/null || missing+=(util-linux)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v iptables >/dev/null || missing+=(iptables)
+# PgBouncer (what CloudNativePG's Pooler runs) for the pooler tests and the chaos run.
+{ command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; } || missing+=(pgbouncer)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -38,3 +40,5 @@ have_pg_server || { echo "PostgreSQL server binaries are required" >&2; exit 1; 
 if command -v pg_ctlcluster >/dev/null; then
   service postgresql stop >/dev/null 2>&1 || true
 fi
+# Debian's pgbouncer package may start a pooler of its own on 6432; the tests run their own.
+service pgbouncer stop >/dev/null 2>&1 || true

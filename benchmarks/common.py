@@ -1,0 +1,200 @@
+"""What every benchmark scenario shares: the production-like venv, measured
+runs, formatting, environments and throwaway servers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import pg  # noqa: E402 - the throwaway-server helper the tests use
+
+BENCH_VENV = ROOT / ".bench" / "venv"
+PYTHON = str(BENCH_VENV / "bin" / "python")
+PREFLIGHT = str(BENCH_VENV / "bin" / "preflight")
+
+
+def prepare_venv() -> None:
+    """A production-like venv: locked dependencies and a regular (not editable)
+    install of this checkout, byte-compiled as in the image.  Django comes from
+    the dev lock for the Django-based contender."""
+    if not (BENCH_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--require-hashes",
+                "-r",
+                str(ROOT / "requirements" / "dev.txt"),
+            ],
+            check=True,
+        )
+    subprocess.run(
+        [PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(ROOT)],
+        check=True,
+    )
+
+
+@dataclass
+class Sample:
+    seconds: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)
+
+
+def run_measured(command: Sequence[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS KiB, exit code) of one whole process.
+
+    Peak RSS comes from GNU time: Linux carries ru_maxrss across fork and exec,
+    so a child forked straight from this (large) Python process would report
+    at least our own size.
+    """
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        rss = int(report.read().strip().splitlines()[-1])
+    return elapsed, rss, done.returncode
+
+
+def stats(values: Sequence[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` in 0..1) of a non-empty sequence."""
+    ordered = sorted(values)
+    return ordered[max(0, round(share * len(ordered)) - 1)]
+
+
+def fmt_ms(values: Sequence[float]) -> str:
+    med, lo, hi = stats(values)
+    return f"{med * 1000:.1f} | {lo * 1000:.1f} | {hi * 1000:.1f}"
+
+
+def fmt_mib(values: Sequence[int]) -> str:
+    med, lo, hi = stats([v / 1024 for v in values])
+    return f"{med:.1f} | {lo:.1f} | {hi:.1f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "PREFLIGHT_", "PG"))}
+    env["PREFLIGHT_LOG_FORMAT"] = "json"
+    return env
+
+
+def app_env(server: pg.LocalServer, **extra: str) -> dict[str, str]:
+    return {
+        **base_env(),
+        "SQL_HOST": server.host,
+        "SQL_PORT": str(server.port),
+        "SQL_DATABASE": pg.APP_DB,
+        "SQL_USER": pg.APP_USER,
+        "SQL_PASSWORD": pg.APP_PASSWORD,
+        **extra,
+    }
+
+
+def event_time(event: dict[str, Any]) -> float:
+    """An event's ``timestamp`` as seconds since the epoch."""
+    stamp = str(event["timestamp"]).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(stamp).timestamp()
+
+
+def attempt_stamps(outputs: Sequence[str], wall0: float) -> tuple[list[float], list[float]]:
+    """(every attempt's time, each process's first attempt time), seconds since wall0."""
+    every: list[float] = []
+    firsts: list[float] = []
+    for output in outputs:
+        mine = []
+        for line in output.splitlines():
+            event = json.loads(line)
+            if event["event"] in ("preflight.attempt_failed", "preflight.ready"):
+                mine.append(event_time(event) - wall0)
+        every += mine
+        if mine:
+            firsts.append(min(mine))
+    return every, firsts
+
+
+def stop_cleanly(server: pg.LocalServer) -> None:
+    """A clean (fast) shutdown, so the next start needs no crash recovery."""
+    subprocess.run(
+        server.server_command("stop", "-m", "fast", "-w"), check=False, capture_output=True
+    )
+
+
+class Servers:
+    """Throwaway servers for one benchmark run, and what to clean up after it."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="preflight-bench-"))
+        os.chmod(self.base, 0o755)  # noqa: S103 - the server user must enter it
+        self.template = pg.Template(self.base)
+        self.made: list[pg.LocalServer] = []
+        self.cleanups: list[Callable[[], object]] = []
+
+    def make(self, name: str, **config: Any) -> pg.LocalServer:
+        server = pg.LocalServer(self.template, name, pg.ServerConfig(**config))
+        self.made.append(server)
+        server.start()
+        pg.create_app_database(server)
+        return server
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+        for server in self.made:
+            server.destroy()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bindir = pg.pg_bindir()
+    version = (
+        subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if bindir
+        else "no PostgreSQL"
+    )
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}, {version}"
+    )

@@ -1,0 +1,160 @@
+"""1. Start-up to ready: the preflight against its floor, pg_isready and Django."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+
+from benchmarks.common import (
+    PREFLIGHT,
+    PYTHON,
+    Sample,
+    Servers,
+    app_env,
+    base_env,
+    fmt_mib,
+    fmt_ms,
+    run_measured,
+    verdict,
+)
+from tests.support import pg
+
+TITLE = "1. Start-up to ready (server already up)"
+
+FLOOR = """
+import sys, psycopg
+conn = psycopg.connect(sys.argv[1])
+conn.execute("SELECT 1").fetchone()
+conn.close()
+"""
+
+DJANGO = """
+import sys, django
+from django.conf import settings
+settings.configure(DATABASES={"default": {
+    "ENGINE": "django.db.backends.postgresql", "HOST": "127.0.0.1", "PORT": sys.argv[1],
+    "NAME": "balancer", "USER": "balancer", "PASSWORD": sys.argv[2],
+    "OPTIONS": {"sslmode": "disable", "gssencmode": "disable"}}})
+django.setup()
+from django.db import connection
+connection.ensure_connection()
+"""
+
+
+def measure(servers: Servers, runs: int) -> str:
+    server = servers.make("startup")
+    env = app_env(server)
+    conninfo = (
+        f"host=127.0.0.1 port={server.port} dbname={pg.APP_DB} user={pg.APP_USER} "
+        f"sslmode=disable gssencmode=disable"
+    )
+    floor_env = {**base_env(), "PGPASSWORD": pg.APP_PASSWORD}
+    pg_isready = str(server.bindir / "pg_isready")
+    contenders: dict[str, tuple[list[str], dict[str, str]]] = {
+        "preflight": ([PREFLIGHT], env),
+        "floor (python + psycopg, login + SELECT 1)": ([PYTHON, "-c", FLOOR, conninfo], floor_env),
+        "pg_isready (no login)": (
+            [
+                pg_isready,
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(server.port),
+                "-d",
+                pg.APP_DB,
+                "-U",
+                pg.APP_USER,
+            ],
+            base_env(),
+        ),
+        "Django ensure_connection()": (
+            [PYTHON, "-c", DJANGO, str(server.port), pg.APP_PASSWORD],
+            base_env(),
+        ),
+    }
+    samples = {name: Sample() for name in contenders}
+    pair_ratios: list[float] = []
+    names = list(contenders)
+    for command, cenv in contenders.values():  # warm the page cache
+        run_measured(command, cenv)
+    for index in range(runs):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        this_run: dict[str, float] = {}
+        for name in order:
+            command, cenv = contenders[name]
+            seconds, rss, code = run_measured(command, cenv)
+            if code != 0:
+                raise RuntimeError(f"{name} exited {code}")
+            samples[name].seconds.append(seconds)
+            samples[name].rss_kib.append(rss)
+            this_run[name] = seconds
+        pair_ratios.append(this_run["preflight"] / this_run[names[1]])
+    floor = statistics.median(samples[names[1]].seconds)
+    lines = [
+        "| command | wall ms median | min | max | x floor (medians) | peak RSS MiB median "
+        "| min | max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        ratio = statistics.median(samples[name].seconds) / floor
+        lines.append(
+            f"| {name} | {fmt_ms(samples[name].seconds)} | {ratio:.2f} | "
+            f"{fmt_mib(samples[name].rss_kib)} |"
+        )
+    pre = samples["preflight"]
+    ratio = statistics.median(pre.seconds) / floor
+    rss_mib = statistics.median(pre.rss_kib) / 1024
+    lines += [
+        "",
+        f"Runs: {runs} per command, alternating (the order rotates each round). "
+        f"Median of the per-round preflight/floor ratios: {statistics.median(pair_ratios):.2f}.",
+        "",
+        f"- Target: preflight median wall time ≤ 1.2x the floor: "
+        f"**{ratio:.2f}x — {verdict(ratio <= 1.2)}**.",
+        f"- Target: peak RSS ≤ 40 MiB: **{rss_mib:.1f} MiB — {verdict(rss_mib <= 40)}**.",
+        "",
+        "What the preflight imports beyond the floor: `python -X importtime -c "
+        '"import psycopg; import preflight._cli, preflight._check"`, every module '
+        "after psycopg with 500 µs or more, cumulative µs (import order; nesting "
+        "shown by indentation):",
+        "",
+        "```",
+        *import_profile(),
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def import_profile() -> list[str]:
+    """What the preflight imports beyond the floor (psycopg), cumulative µs.
+
+    psycopg is imported first, so every line below it is the preflight's own
+    addition; nested lines (indented) are shown down to 500 µs.
+    """
+    done = subprocess.run(
+        [
+            PYTHON,
+            "-X",
+            "importtime",
+            "-c",
+            "import psycopg; import preflight._cli, preflight._check",
+        ],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stderr.splitlines()
+    (start,) = [i for i, line in enumerate(lines) if line.endswith("| psycopg")]
+    rows = []
+    for line in lines[start:]:
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$", line)
+        if match and int(match.group(1)) >= 500 and len(match.group(2)) <= 6:
+            rows.append(f"{int(match.group(1)):>8} | {match.group(2)}{match.group(3)}")
+    return rows
+
+
+def run(servers: Servers, smoke: bool) -> str:
+    return measure(servers, 3 if smoke else 30)

@@ -1,0 +1,335 @@
+"""Fault injection on loopback: a cutting TCP proxy, a black hole, a silent
+DNS resolver in a private network namespace, a lock on a catalog.
+
+Everything here listens on 127.0.0.0/8 only, or inside a network namespace
+the test creates; every thread and process stops by itself (on ``close()``,
+when the process it serves exits, or after a hard cap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.support.cli import Run, parse_events, unshare
+from tests.support.pg import APP_DB, LocalServer
+
+PASS = "pass"  # forward both ways
+CUT = "cut"  # forward the client's bytes; close after ``cut_after`` bytes from the server
+STALL = "stall"  # accept, read, never answer (a hung server or a stalled stream)
+RESET = "reset"  # accept and close at once
+MODES = (PASS, CUT, STALL, RESET)
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of ``target``, whose behaviour can be
+    switched while it runs (``proxy.mode = CUT``).
+
+    In ``CUT`` mode the server's first ``cut_after`` bytes reach the client and
+    then both sides are closed: with TLS and a small ``cut_after`` the cut
+    lands in the middle of the handshake (after the server's ``S`` answer to
+    the SSLRequest and part of its ServerHello).
+    """
+
+    def __init__(
+        self, target: tuple[str, int], mode: str = PASS, cut_after: int = 40, port: int = 0
+    ) -> None:
+        assert mode in MODES
+        self.target = target
+        self.mode = mode
+        self.cut_after = cut_after
+        self.cuts = 0  # connections cut (any mode but PASS)
+        self._listener = socket.create_server(("127.0.0.1", port), backlog=64)
+        self._listener.settimeout(0.2)
+        self.host = "127.0.0.1"
+        self.port = int(self._listener.getsockname()[1])
+        self._stop = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _track(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._open.update(socks)
+
+    def _close(self, *socks: socket.socket) -> None:
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            with self._lock:
+                self._open.discard(sock)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._track(client)
+            threading.Thread(target=self._serve, args=(client, self.mode), daemon=True).start()
+
+    def _serve(self, client: socket.socket, mode: str) -> None:
+        if mode == RESET:
+            self.cuts += 1
+            linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # RST on close
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            self._close(client)
+            return
+        if mode == STALL:
+            self.cuts += 1
+            client.settimeout(0.2)
+            while not self._stop.is_set():
+                try:
+                    if not client.recv(4096):
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+            self._close(client)
+            return
+        try:
+            server = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            self._close(client)
+            return
+        self._track(server)
+        budget = self.cut_after if mode == CUT else None
+        upstream = threading.Thread(target=self._pump, args=(client, server, None), daemon=True)
+        upstream.start()
+        if self._pump(server, client, budget):
+            self.cuts += 1
+        self._close(client, server)
+        upstream.join(timeout=1)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, budget: int | None) -> bool:
+        """Copy ``source`` to ``sink``; True when ``budget`` bytes ran out (a cut)."""
+        source.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data = source.recv(4096 if budget is None else max(1, min(4096, budget)))
+            except TimeoutError:
+                continue
+            except OSError:
+                return False
+            if not data:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return False
+            try:
+                sink.sendall(data)
+            except OSError:
+                return False
+            if budget is not None:
+                budget -= len(data)
+                if budget <= 0:
+                    return True
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            socks = list(self._open)
+        self._close(*socks)
+        self._thread.join(timeout=2)
+
+
+class BlackHole:
+    """A TCP port whose SYNs go unanswered: a listener with a full accept queue.
+
+    Linux drops a SYN when the listener's accept queue is full, so a connect
+    waits (retransmitting SYNs) until its own timeout: what a firewall that
+    drops packets looks like, on any loopback address, without iptables.
+    """
+
+    def __init__(self, address: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = address
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((address, port))
+        self._listener.listen(0)
+        self.port = int(self._listener.getsockname()[1])
+        self._fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((address, self.port))
+            self._fillers.append(filler)
+        time.sleep(0.05)
+        assert not self.answers(), "the black hole accepted a connection"
+
+    def answers(self, timeout: float = 0.3) -> bool:
+        probe = socket.socket()
+        probe.settimeout(timeout)
+        try:
+            probe.connect((self.host, self.port))
+        except OSError:
+            return False
+        finally:
+            probe.close()
+        return True
+
+    def close(self) -> None:
+        for sock in [*self._fillers, self._listener]:
+            sock.close()
+
+
+# A DNS server that reads every query and never answers (UDP and TCP port 53).
+# It exits when the process that started it (the one that exec'd into the
+# command under test) is gone, or after ``cap`` seconds.
+_SILENT_RESOLVER = """
+import os, select, socket, sys, time
+parent, cap = os.getppid(), float(sys.argv[1])
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("127.0.0.1", 53))
+tcp = socket.socket(); tcp.bind(("127.0.0.1", 53)); tcp.listen(16)
+open(sys.argv[2], "w").close()
+held, end = [], time.monotonic() + cap
+while time.monotonic() < end and os.getppid() == parent:
+    ready, _, _ = select.select([udp, tcp], [], [], 0.2)
+    for sock in ready:
+        if sock is udp:
+            udp.recvfrom(4096)
+        else:
+            held.append(tcp.accept()[0])
+"""
+
+
+def silent_dns(
+    command: Sequence[str],
+    workdir: Path,
+    hosts: Sequence[str] = (),
+    resolver_options: str = "timeout:5 attempts:2",
+    cap: float = 120,
+) -> list[str]:
+    """``command`` in private mount and network namespaces whose only resolver
+    (127.0.0.1:53) reads every query and never answers.
+
+    ``hosts`` are extra /etc/hosts lines; any other name needs DNS and waits.
+    The default resolver options are glibc's own (5 s, 2 attempts).  The new
+    network namespace has only its own loopback: nothing leaves it.
+    """
+    hosts_file = workdir / "hosts"
+    hosts_file.write_text("\n".join(["127.0.0.1 localhost", *hosts]) + "\n")
+    resolv = workdir / "resolv.conf"
+    resolv.write_text(f"nameserver 127.0.0.1\noptions {resolver_options}\n")
+    ready = workdir / "resolver.ready"
+    script = "; ".join(
+        [
+            "set -e",
+            "ip link set lo up",
+            f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts",
+            f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf",
+            f"{shlex.quote(sys.executable)} -c {shlex.quote(_SILENT_RESOLVER)} {cap} "
+            f"{shlex.quote(str(ready))} &",
+            f"for i in $(seq 500); do [ -e {shlex.quote(str(ready))} ] && break; sleep 0.02; done",
+            'exec "$@"',
+        ]
+    )
+    return unshare(script.replace("&;", "&"), command, "--net")
+
+
+def hosts_wrapped(command: Sequence[str], workdir: Path, lines: Sequence[str]) -> list[str]:
+    """``command`` in a private mount namespace whose /etc/hosts has ``lines``
+    (a name may have several addresses) and whose resolver refuses at once."""
+    hosts_file = workdir / "hosts"
+    hosts_file.write_text("\n".join(["127.0.0.1 localhost", *lines]) + "\n")
+    resolv = workdir / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    script = " && ".join(
+        [
+            f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts",
+            f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf",
+            'exec "$@"',
+        ]
+    )
+    return unshare(script, command)
+
+
+@contextlib.contextmanager
+def catalog_lock(server: LocalServer, table: str = "pg_extension") -> Iterator[Any]:
+    """Hold an ACCESS EXCLUSIVE lock on ``table`` in the app database until the
+    block ends: every query that reads it waits (what a long CREATE EXTENSION
+    or a stuck migration does)."""
+    import psycopg
+
+    conn = psycopg.connect(host=str(server.dir), port=server.port, user="postgres", dbname=APP_DB)
+    try:
+        conn.execute(f"LOCK TABLE pg_catalog.{table} IN ACCESS EXCLUSIVE MODE")
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def wait_for(predicate: Any, timeout: float, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def terminate_after(proc: subprocess.Popen[str], delay: float) -> tuple[float, str]:
+    """SIGTERM ``proc`` after ``delay`` s: (seconds from the signal to its exit, stderr)."""
+    time.sleep(delay)
+    sent = time.monotonic()
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return time.monotonic() - sent, err
+
+
+def run_command(
+    command: Sequence[str], env: dict[str, str], timeout: float = 120
+) -> tuple[Run, subprocess.CompletedProcess[str]]:
+    """Run a (wrapped) preflight command to the end; its events parsed."""
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            list(command), env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the run did not end within {timeout:g} s") from None
+    result = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+    result.events = parse_events(done.stderr)
+    return result, done
+
+
+def spawn(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start a (wrapped) preflight command; stderr is captured for its events."""
+    return subprocess.Popen(
+        list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc: subprocess.Popen[str], started: float, timeout: float = 120) -> Run:
+    """Wait for a spawned command; its Run (seconds since ``started``)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    result = Run(proc.returncode, out, err, time.monotonic() - started)
+    result.events = parse_events(err)
+    return result
