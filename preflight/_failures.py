@@ -71,6 +71,7 @@ PATTERNS: tuple[tuple[str, Reason], ...] = (
     (r"certificate verify failed|unknown ca|self[- ]signed certificate", Reason.TLS_UNTRUSTED),
     (
         r"password authentication failed|authentication failed for user|"
+        r"sasl authentication failed|"
         r'role ".*" does not exist|no password supplied|permission denied for database|'
         r"not permitted to log in|password authentication failed",
         Reason.AUTH_FAILED,

@@ -95,6 +95,26 @@ def test_waits_for_server_behind_pooler(
     assert time.monotonic() - up <= 8, "the check noticed the server too late"
 
 
+def test_pooler_errors_while_the_server_is_down_are_retried(
+    make_server: ServerFactory, make_pooler: PoolerFactory
+) -> None:
+    """PgBouncer's own answers for a server it cannot reach (query_wait_timeout, then
+    "server login has been failing") are pooler_waiting, retried, then exit 0."""
+    server = make_server("poolerrors")
+    pooler = make_pooler(server, settings={"query_wait_timeout": 1, **FAST_RETRY})
+    warm(pooler)
+    server.stop()
+    started = time.monotonic()
+    proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
+    time.sleep(5)
+    assert proc.poll() is None, "the check ended while the server was down"
+    server.start()
+    result = finish(proc, started, timeout=60)
+    assert result.code == 0, result.stderr
+    reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
+    assert reasons == {"pooler_waiting"}
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_server_down_behind_pooler_keeps_the_deadline(
     mode: str, make_server: ServerFactory, make_pooler: PoolerFactory

@@ -77,6 +77,8 @@ MESSAGES = [
         "pooler_waiting",
     ),
     ("ERROR:  no more connections allowed (max_client_conn)", "too_many_clients"),
+    ("FATAL:  SASL authentication failed", "auth_failed"),
+    ("query_wait_timeout", "pooler_waiting"),
     ("ERROR:  no such database: nope", "database_missing"),
     ("DNS lookup of db did not answer within 3.0 s", "dns"),
     ("ERROR:  canceling statement due to statement timeout", "timeout"),
