@@ -315,10 +315,26 @@ def test_password_file_that_is_a_fifo(tmp_path: Path) -> None:
     assert "is not a regular file" in result.event("preflight.failed")["message"]
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether ``pid`` has a SIGTERM handler installed (the SigCgt mask in /proc)."""
+    import signal
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(status.split("SigCgt:", 1)[1].split()[0], 16)
+    return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+
 @pytest.mark.root
 def test_sigterm_during_start_up_as_pid_1(tmp_path: Path) -> None:
-    """SIGTERM sent right after PID 1 of a new PID namespace starts: exit 143 within 1 s of
-    the signal, the event as JSON on stderr, never the deadline."""
+    """SIGTERM sent to PID 1 of a new PID namespace the moment it has its first handler
+    (before the heavy imports): exit 143 within 1 s of the signal, JSON on stderr.
+
+    (A signal that arrives before the interpreter runs the entry point at all is
+    dropped by the kernel for a PID 1 with no handler; that window is Python's own
+    start-up.)"""
     import signal
     import time
 
@@ -330,29 +346,33 @@ def test_sigterm_during_start_up_as_pid_1(tmp_path: Path) -> None:
         PREFLIGHT_TIMEOUT="30",
         PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
     )
-    codes = []
-    for delay in (0.02, 0.1, 0.3):
-        proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--kill-child", *cli.preflight_command()],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(delay)
-        # The preflight is the child of unshare: PID 1 in its namespace.
-        child = int(
-            subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
-            ).stdout.split()[0]
-        )
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", *cli.preflight_command()],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = None
+        for _ in range(2000):  # at most about 20 s on a loaded machine
+            found = subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+            if found and _catches_sigterm(int(found[0])):
+                child = int(found[0])
+                break
+            time.sleep(0.01)
+        assert child is not None, "the preflight never installed a SIGTERM handler"
         sent = time.monotonic()
         os.kill(child, signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-        assert time.monotonic() - sent < 1.5, (delay, stderr)
-        events = cli.parse_events(stderr)
-        assert events[-1]["event"] == "preflight.interrupted", stderr
-        codes.append(events[-1]["exit_code"])
-    assert codes == [143, 143, 143]
+        assert time.monotonic() - sent < 1.5, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    events = cli.parse_events(stderr)
+    assert (events[-1]["event"], events[-1]["exit_code"]) == ("preflight.interrupted", 143)
 
 
 def test_a_pgpass_libpq_ignores_keeps_the_log_json(plain_server: Any, tmp_path: Path) -> None:

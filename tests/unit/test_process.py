@@ -146,3 +146,23 @@ def test_an_unexpected_exception_is_exit_1_without_its_text(
     assert (failed["reason"], failed["message"]) == ("internal_error", "unexpected RuntimeError")
     assert "Zx-secret" not in err.getvalue()
     assert "Traceback" not in err.getvalue()
+
+
+def test_a_signal_during_start_up_is_acted_on_once_the_run_begins() -> None:
+    """SIGTERM caught by the early handler is not lost: install() raises it at once."""
+    import os
+    import signal
+
+    from preflight import _signals
+    from preflight._errors import Interrupted
+
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        _signals.install_early()
+        os.kill(os.getpid(), signal.SIGTERM)
+        with pytest.raises(Interrupted) as stop:
+            _signals.install()
+        assert stop.value.exit_code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
