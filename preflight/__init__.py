@@ -15,30 +15,65 @@ The data flows one way, each step in its own private module:
 - ``django``: ``database_config()`` for the app's settings (standard library only);
   ``_migrate``: ``python -m preflight.django migrate``
 
-Importing this package imports only the standard library.
+Importing this package imports only the standard library, and only what is used:
+the names below load their module on first access.
 """
 
-from ._config import Config, load
-from ._errors import (
-    AuthFailed,
-    CheckFailed,
-    ConfigError,
-    DatabaseMissing,
-    Interrupted,
-    PreflightError,
-    Problem,
-    TlsFailed,
-    Unreachable,
-    UsageError,
-)
-from ._exit_codes import ExitClass, Reason
-from ._hosts import HostClass, Kind, classify_host
-from ._options import Options
-from ._plan import Plan, build_plan
-from ._settings import DatabaseSettings, Secret, read_settings
-from ._sslmode import choose_sslmode
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._config import Config, load
+    from ._errors import (
+        AuthFailed,
+        CheckFailed,
+        ConfigError,
+        DatabaseMissing,
+        Interrupted,
+        PreflightError,
+        Problem,
+        TlsFailed,
+        Unreachable,
+        UsageError,
+    )
+    from ._exit_codes import ExitClass, Reason
+    from ._hosts import HostClass, Kind, classify_host
+    from ._options import Options
+    from ._plan import Plan, build_plan
+    from ._settings import DatabaseSettings, Secret, read_settings
+    from ._sslmode import choose_sslmode
 
 __version__ = "0.2.0"
+
+# name -> the private module that defines it
+_WHERE = {
+    "Config": "_config",
+    "load": "_config",
+    "AuthFailed": "_errors",
+    "CheckFailed": "_errors",
+    "ConfigError": "_errors",
+    "DatabaseMissing": "_errors",
+    "Interrupted": "_errors",
+    "PreflightError": "_errors",
+    "Problem": "_errors",
+    "TlsFailed": "_errors",
+    "Unreachable": "_errors",
+    "UsageError": "_errors",
+    "ExitClass": "_exit_codes",
+    "Reason": "_exit_codes",
+    "HostClass": "_hosts",
+    "Kind": "_hosts",
+    "classify_host": "_hosts",
+    "Options": "_options",
+    "Plan": "_plan",
+    "build_plan": "_plan",
+    "DatabaseSettings": "_settings",
+    "Secret": "_settings",
+    "read_settings": "_settings",
+    "choose_sslmode": "_sslmode",
+}
 
 __all__ = [
     "AuthFailed",
@@ -66,3 +101,12 @@ __all__ = [
     "load",
     "read_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'preflight' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

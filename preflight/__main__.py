@@ -1,5 +1,5 @@
 """``python -m preflight``: the same as the ``preflight`` command."""
 
-from ._cli import run
+from ._entry import run
 
 run()

@@ -57,12 +57,8 @@ def _deadline_error(
 ) -> PreflightError:
     """The error to report when the deadline cut an attempt short."""
     when = f"the deadline ({deadline.timeout:g} s) passed during an attempt"
-    if cut.args:
-        hint = (
-            "the server took the login but a query hung: look for a transaction holding a "
-            "lock (pg_locks, pg_stat_activity) or a proxy that stalls the connection"
-        )
-        return error_for(Reason.TIMEOUT, f"{when}: {cut.args[0]}", hint=hint)
+    if cut.message is not None:
+        return error_for(Reason(cut.reason), f"{when}: {cut.message}", hint=cut.hint)
     if last is not None and last.retryable:
         return error_for(
             last.reason, f"{last.message} (then {when}, which it cut short)", hint=last.hint

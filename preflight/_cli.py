@@ -128,9 +128,12 @@ def _flag_value(argv: Sequence[str], flag: str) -> str | None:
 class _Run:
     """One command-line run: its config, its redactor, its logger."""
 
-    def __init__(self, config: Config, redactor: Redactor, termination_log: str) -> None:
+    def __init__(
+        self, config: Config, redactor: Redactor, termination_log: str, started: float | None
+    ) -> None:
         from . import _logging
 
+        self.started = started
         self.config = config
         self.redactor = redactor
         self.termination_log = termination_log
@@ -188,6 +191,7 @@ class _Run:
     def _check_plan(self) -> int:
         from ._check import RetryDetails, check
         from ._explain import plan_document
+        from ._retry import Deadline
 
         plan, options = self.config.plan, self.config.options
         assert plan is not None
@@ -227,7 +231,8 @@ class _Run:
                     "becomes writable; point SQL_HOST at the primary cluster",
                 )
 
-        outcome = check(plan, options, on_retry=on_retry)
+        deadline = Deadline(options.timeout, start=self.started)
+        outcome = check(plan, options, on_retry=on_retry, deadline=deadline)
         timing = {"attempts": outcome.attempts, "elapsed": round(outcome.elapsed, 3)}
         if outcome.error is not None:
             return self.fail(outcome.error, **timing)
@@ -236,6 +241,8 @@ class _Run:
         fields: dict[str, Any] = {}
         if options.require_extensions:
             fields["extensions"] = facts.extensions.as_log()
+        for notice in facts.notices:
+            self.log.warning(_events.LIBPQ_NOTICE, message=notice)
         if facts.extensions.created:
             self.log.info(_events.EXTENSIONS_CREATED, extensions=list(facts.extensions.created))
         self.log.info(
@@ -278,8 +285,16 @@ def _no_extra(module: str) -> int:
     return _exit_codes.USAGE.code
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    started: float | None = None,
+) -> int:
+    """Run the command line; returns the exit code.
+
+    ``started`` is when the process started (the deadline counts from there).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     if argv == ["--version"]:  # needs nothing, not even the [check] extra
@@ -288,18 +303,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     missing = _missing_extra()
     if missing is not None:
         return _no_extra(missing)
-    _signals.install()
     try:
-        return _main(argv, environ)
+        _signals.install()  # raises at once for a signal that came during start-up
+        return _main(argv, environ, started)
     except Interrupted as stop:
+        import structlog
+
         from . import _logging
 
+        if not structlog.is_configured():
+            _logging.configure("json")
         name = signal.Signals(stop.signum).name
         _logging.get_logger().warning(_events.INTERRUPTED, signal=name, exit_code=stop.exit_code)
         return stop.exit_code
 
 
-def _main(argv: list[str], environ: Mapping[str, str]) -> int:
+def _main(argv: list[str], environ: Mapping[str, str], started: float | None) -> int:
     from . import _logging
 
     usage: UsageError | None = _unknown_flag(argv)
@@ -327,7 +346,7 @@ def _main(argv: list[str], environ: Mapping[str, str]) -> int:
     termination_log = config.options.termination_log
     if usage is not None:
         termination_log = _flag_value(argv, "--termination-log") or termination_log
-    run = _Run(config, redactor, termination_log)
+    run = _Run(config, redactor, termination_log, started)
     try:
         if usage is not None:
             return run.fail(usage)
@@ -357,7 +376,10 @@ def _release_broken_streams() -> None:
             setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives until exit
 
 
-def run() -> NoReturn:
-    code = main()
+def run(started: float | None = None) -> NoReturn:
+    try:
+        code: int | str | None = main(started=started)
+    except SystemExit as leaving:  # --help, argparse's own exit
+        code = leaving.code
     _release_broken_streams()
     sys.exit(code)

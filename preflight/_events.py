@@ -10,6 +10,7 @@ SKIPPED = "preflight.skipped"
 INTERRUPTED = "preflight.interrupted"
 CONFIG_WARNING = "preflight.config_warning"
 EXTENSIONS_CREATED = "preflight.extensions_created"
+LIBPQ_NOTICE = "preflight.libpq_notice"
 REPLICA_CLUSTER_SUSPECTED = "preflight.replica_cluster_suspected"
 TERMINATION_LOG_UNWRITABLE = "preflight.termination_log_unwritable"
 

@@ -16,19 +16,21 @@ from ._exit_codes import Reason
 # (pattern, reason): first match wins, searched in the lower-cased message.
 # Plain strings: the re module compiles them on first use, not at import.
 PATTERNS: tuple[tuple[str, Reason], ...] = (
+    # libpq options no waiting can fix (before "dns", "timeout", "ssl" and the like).
     (
-        r"failed to resolve host|could not translate host name|name or service not known|"
-        r"temporary failure in name resolution|dns lookup",
-        Reason.DNS,
-    ),
-    # libpq options no waiting can fix (before "timeout", "ssl" and the like).
-    (
-        r"invalid connection option|definition of service .* not found|"
-        r"service file .* not found|invalid \w+ value|invalid value for parameter|"
+        r"could not parse network address|invalid command-line argument|"
+        r'invalid "?[\w ]+"? value|invalid connection option|'
+        r"definition of service .* not found|service file .* not found|"
+        r"invalid value for parameter|"
         r"unrecognized configuration parameter|may not be used with sslnegotiation|"
         r"server is not in hot standby mode|invalid integer value|invalid port number|"
         r"unsupported startup parameter|could not match .* to a valid",
         Reason.LIBPQ_OPTION,
+    ),
+    (
+        r"failed to resolve host|could not translate host name|name or service not known|"
+        r"temporary failure in name resolution|dns lookup",
+        Reason.DNS,
     ),
     (r"timeout expired|canceling statement due to statement timeout", Reason.TIMEOUT),
     (r"connection refused", Reason.REFUSED),

@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ._values import VALUE_LIMIT
+
 # Variables libpq reads that can change where, as whom or how it connects.
 # (PGAPPNAME, PGCLIENTENCODING, PGDATESTYLE, PGTZ and the like cannot.)
 CONNECTION_VARIABLES = (
@@ -67,6 +69,26 @@ def _pgpass(environ: Mapping[str, str]) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def _pgpass_warning(path: str) -> str:
+    if os.stat(path).st_mode & 0o077:
+        return (
+            f"no password is set, and libpq ignores {path}: it allows group or world "
+            "access (libpq wants mode 0600 or less; a Kubernetes Secret volume needs "
+            "defaultMode: 0600)"
+        )
+    return (
+        f"no password is set, so libpq may take one from {path} for the check and for the app alike"
+    )
+
+
+def _shown(name: str, value: str) -> str:
+    if name in SECRET:
+        return "set"
+    if len(value) > VALUE_LIMIT:
+        return f"({len(value)} characters, not shown)"
+    return value
+
+
 def read_libpq_env(
     environ: Mapping[str, str],
     *,
@@ -81,7 +103,7 @@ def read_libpq_env(
         value = environ.get(name)
         if not value:
             continue
-        shown[name] = "set" if name in SECRET else value
+        shown[name] = _shown(name, value)
         if name in OVERRIDDEN:
             warnings.append(f"{name} is set but ignored: the SQL_* settings override it")
         elif name == "PGPASSWORD" and password_set:
@@ -98,9 +120,6 @@ def read_libpq_env(
         pgpass = _pgpass(environ)
         if pgpass is not None:
             shown["PGPASSFILE"] = pgpass
-            warnings.append(
-                f"no password is set, so libpq may take one from {pgpass} for the check "
-                "and for the app alike"
-            )
+            warnings.append(_pgpass_warning(pgpass))
     hostaddr = environ.get("PGHOSTADDR") or None
     return LibpqEnv(shown, tuple(warnings), hostaddr)

@@ -11,6 +11,7 @@ from typing import Any, Literal, NamedTuple
 
 from ._errors import Problem
 from ._values import (
+    VALUE_LIMIT,
     parse_bool,
     parse_connect_timeout,
     parse_delay,
@@ -153,6 +154,9 @@ def read_options(
             continue
         raw = environ.get(spec.variable)
         if raw is None or not raw.strip():
+            continue
+        if len(raw) > VALUE_LIMIT:
+            problems.append(Problem(spec.variable, f"is longer than {VALUE_LIMIT} characters"))
             continue
         try:
             values[spec.name] = spec.parse(raw)

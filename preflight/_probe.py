@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -18,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from ._dns import ResolveError, needs_lookup, resolve
 from ._errors import CheckFailed, PreflightError, error_for
-from ._exit_codes import Reason
+from ._exit_codes import REASONS, Reason
 from ._failures import classify
 from ._hosts import Kind
 from ._plan import Plan
@@ -61,6 +62,7 @@ class ServerFacts(NamedTuple):
     in_recovery: bool
     address: str | None
     extensions: Extensions = Extensions()
+    notices: tuple[str, ...] = ()  # what libpq wrote to stderr itself
 
 
 _FACTS = """
@@ -138,14 +140,23 @@ def require(facts: ServerFacts, kind: Kind) -> None:
     raise CheckFailed("; ".join(parts), reason=Reason.EXTENSION_MISSING)
 
 
-def _addresses(plan: Plan, deadline: Deadline) -> list[str | None]:
+def _addresses(plan: Plan, deadline: Deadline, timeout: int) -> list[str | None]:
     """Where to connect: resolved here under the deadline, or left to libpq."""
     if plan.libpq_env.hostaddr is not None or not needs_lookup(plan.host):
         return [None]  # PGHOSTADDR, an IP literal or a socket: libpq needs no DNS
+    # One lookup waits at most the per-attempt timeout, so a silent resolver is
+    # retried like a silent server (and never forever, even with no deadline).
+    wait = min(deadline.remaining(), float(timeout))
     try:
-        return list(resolve(plan.host, plan.settings.port, deadline.remaining()))
+        return list(resolve(plan.host, plan.settings.port, wait))
     except ResolveError as exc:
         raise error_for(Reason.DNS, str(exc), hint=_dns_hint(plan.host)) from None
+    except DeadlineReached:
+        raise DeadlineReached(
+            f"the DNS lookup of {plan.host} did not answer",
+            reason=Reason.DNS,
+            hint=REASONS[Reason.DNS].hint,
+        ) from None
 
 
 def _dns_hint(host: str) -> str | None:
@@ -205,24 +216,62 @@ def _cancel_at_deadline(conn: psycopg.Connection[Any]) -> Iterator[None]:
             conn.cancel_safe(timeout=0.5)
         raise DeadlineReached(
             "logged in, but the queries did not finish (a lock held on a catalog, or a "
-            "stalled connection?)"
+            "stalled connection?)",
+            hint="the server took the login but a query hung: look for a transaction holding "
+            "a lock (pg_locks, pg_stat_activity) or a proxy that stalls the connection",
         ) from None
+
+
+@contextlib.contextmanager
+def _libpq_stderr() -> Iterator[list[str]]:
+    """Catch what libpq writes straight to file descriptor 2.
+
+    libpq prints some warnings itself (a .pgpass file with loose permissions), which
+    would break the one-JSON-object-per-line log; they are caught here and reported
+    as events or as part of the failure instead.
+    """
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # stderr is closed: nothing to protect
+        yield lines
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield lines
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        with contextlib.suppress(BlockingIOError):
+            data = os.read(read_end, 65536)
+            lines.extend(" ".join(x.split()) for x in data.decode("utf-8", "replace").splitlines())
+        os.close(read_end)
+        lines[:] = [line for line in lines if line]
 
 
 def _connect(
     plan: Plan, deadline: Deadline, timeout: int, reread: bool
-) -> tuple[psycopg.Connection[Any], str | None]:
+) -> tuple[psycopg.Connection[Any], str | None, tuple[str, ...]]:
     """Log in, trying each address of the name in turn within the deadline."""
-    addresses = _addresses(plan, deadline)
+    addresses = _addresses(plan, deadline, timeout)
     last: PreflightError | None = None
     for address in addresses:
-        try:
-            conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
-            return conn, address
-        except psycopg.Error as exc:
-            last = _failure(exc, plan)
-            if not last.retryable or deadline.remaining() <= 0:
-                break
+        failure = None
+        with _libpq_stderr() as notices:
+            try:
+                conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
+            except psycopg.Error as exc:
+                failure = _failure(exc, plan)
+        if failure is None:
+            return conn, address, tuple(notices)
+        if notices:
+            failure.message += " (libpq: " + " ".join(notices) + ")"
+        last = failure
+        if not failure.retryable or deadline.remaining() <= 0:
+            break
     assert last is not None
     raise last
 
@@ -241,7 +290,7 @@ def probe(
     ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
     the secret may be rotated while the check waits).
     """
-    conn, address = _connect(plan, deadline, connect_timeout, reread_password)
+    conn, address, notices = _connect(plan, deadline, connect_timeout, reread_password)
     try:
         with conn, _cancel_at_deadline(conn):
             left = deadline.remaining()
@@ -269,6 +318,7 @@ def probe(
                 in_recovery=bool(in_recovery),
                 address=address,
                 extensions=extensions,
+                notices=notices,
             )
     except psycopg.Error as exc:
         raise _failure(exc, plan) from None

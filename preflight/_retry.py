@@ -35,7 +35,19 @@ UNKNOWN_LIMIT = 60.0
 
 
 class DeadlineReached(BaseException):
-    """The deadline passed while something was blocking; never retried."""
+    """The deadline passed while something was blocking; never retried.
+
+    Raised bare by the alarm; a step that knows what it was waiting for raises it
+    again with a ``reason``, a ``message`` and optionally a ``hint``.
+    """
+
+    def __init__(
+        self, message: str | None = None, *, reason: str = "timeout", hint: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.hint = hint
 
 
 class Backoff:
@@ -62,9 +74,14 @@ class Backoff:
 class Deadline:
     """The overall deadline; ``timeout == 0`` means none."""
 
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        start: float | None = None,
+    ) -> None:
         self._clock = clock
-        self.start = clock()
+        self.start = clock() if start is None else start
         self.timeout = timeout
 
     def elapsed(self) -> float:

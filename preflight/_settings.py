@@ -9,13 +9,16 @@ alone (with the plan); it never reads ``PREFLIGHT_*``.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
+from urllib.parse import unquote
 
 from ._errors import Problem
 from ._hosts import Kind, normalize_host
 from ._url import UrlResult, parse_database_url
-from ._values import parse_port, parse_sslmode, quote
+from ._values import VALUE_LIMIT, parse_port, parse_sslmode, quote
 
 POSTGRESQL_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}
@@ -25,6 +28,7 @@ SQLITE_ENGINE = "django.db.backends.sqlite3"
 DEFAULT_PORT = 5432
 # A password file larger than this is a mistake (a wrong mount, /dev/zero), not a password.
 PASSWORD_FILE_LIMIT = 4096
+SOCKET_PATH_LIMIT = 108
 
 VARIABLES = (
     "SQL_ENGINE",
@@ -98,12 +102,23 @@ class SettingsResult(NamedTuple):
 
 
 def read_password_file(path: str) -> str:
-    """The secret in ``path`` without the trailing newline; ``ValueError`` says why not."""
+    """The secret in ``path`` without the trailing newline; ``ValueError`` says why not.
+
+    Only a regular file is read (a FIFO or a device could block or never end), and
+    at most :data:`PASSWORD_FILE_LIMIT` bytes of it.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(PASSWORD_FILE_LIMIT + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ValueError(f"cannot read {path} ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        data = os.read(fd, PASSWORD_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
     if len(data) > PASSWORD_FILE_LIMIT:
         raise ValueError(f"{path} is larger than {PASSWORD_FILE_LIMIT} bytes: not a password")
     try:
@@ -132,13 +147,14 @@ def _get(environ: Mapping[str, str], name: str, out: list[Problem]) -> str | Non
     if not _utf8(value):
         out.append(Problem(name, "is not valid UTF-8 text"))
         return None
+    if len(value) > VALUE_LIMIT and name != "DATABASE_URL":
+        out.append(Problem(name, f"is longer than {VALUE_LIMIT} characters"))
+        return None
     return value
 
 
 def check_host(host: str) -> str | None:
     """What is wrong with a ``SQL_HOST`` value, or None when it is usable."""
-    import re
-
     from ._hosts import parse_ip
 
     raw = host.strip()
@@ -150,6 +166,12 @@ def check_host(host: str) -> str | None:
     if "," in raw:
         return f"{quote(raw)} lists several hosts; the preflight checks exactly one host"
     if raw.startswith("/"):
+        # The socket file is <dir>/.s.PGSQL.<port>, in a sun_path of 108 bytes.
+        if len(raw.encode()) + len("/.s.PGSQL.65535") >= SOCKET_PATH_LIMIT:
+            return (
+                "the socket directory is longer than a Unix socket path allows "
+                f"({SOCKET_PATH_LIMIT} bytes with the file name)"
+            )
         return None
     name = normalize_host(raw)
     if parse_ip(name) is not None:
@@ -167,10 +189,15 @@ def check_host(host: str) -> str | None:
 
 
 def _libpq_host(host: str) -> str:
-    """The host as libpq takes it: no brackets around IPv6, no surrounding space."""
+    """The host as libpq takes it: no brackets around IPv6, no surrounding space, and no
+    trailing dot after an IP address (libpq would look that up as a name)."""
+    from ._hosts import parse_ip
+
     name = host.strip()
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
+    if name.endswith(".") and parse_ip(name[:-1]) is not None:
+        name = name[:-1]
     return name
 
 
@@ -355,11 +382,21 @@ def _merge_url(
 
 
 def _url_secrets(url: str, result: UrlResult) -> list[str]:
-    """The URL's password; for a URL that could not be split, whatever may hold it."""
-    if not result.problems:
-        return [result.parts.password] if result.parts.password else []
-    userinfo = url.partition("://")[2].rpartition("@")[0]
-    return sorted({userinfo, userinfo.rpartition(":")[2]} - {""})
+    """The URL's password; for a URL with problems, also whatever may hold one.
+
+    A URL that could not be parsed cleanly may carry its password where the parser
+    gave up: in the user:password part or in a ``password=`` parameter.  Each such
+    text, raw and decoded, is a secret, so no problem message can echo it.
+    """
+    found = [result.parts.password] if result.parts.password else []
+    if result.problems:
+        rest = url.partition("://")[2]
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo:
+            found += [userinfo, userinfo.partition(":")[2], userinfo.rpartition(":")[2]]
+        for match in re.finditer(r"(?:^|[?&])password=([^&#]*)", rest, re.IGNORECASE):
+            found += [match.group(1), unquote(match.group(1))]
+    return sorted(set(found) - {""})
 
 
 def _same(name: str, mine: object, theirs: object) -> bool:

@@ -15,6 +15,9 @@ LOG_FORMATS = ("auto", "json", "console")
 # Bounds that keep arithmetic finite: a year for the deadline, an hour for a delay.
 MAX_TIMEOUT = 365 * 24 * 3600.0
 MAX_DELAY = 3600.0
+# A variable's value longer than this is a mistake (PostgreSQL refuses a start-up packet
+# of more than 10000 bytes anyway): refused before any work is done on it.
+VALUE_LIMIT = 1024
 _EXTENSION = r"^[a-z0-9_][a-z0-9_-]*$"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})

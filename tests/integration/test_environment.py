@@ -29,6 +29,10 @@ from tests.support.pg import APP_DB, APP_PASSWORD
         ("PGTARGETSESSIONATTRS", "standby", 3, "libpq_option"),
         ("PGREQUIREAUTH", "md5", 4, "auth_method"),
         ("PGSSLNEGOTIATION", "direct", 3, "libpq_option"),
+        ("PGSSLMINPROTOCOLVERSION", "bogus", 3, "libpq_option"),
+        ("PGSSLMAXPROTOCOLVERSION", "TLSv1.9", 3, "libpq_option"),
+        ("PGOPTIONS", "-c", 3, "libpq_option"),
+        ("PGHOSTADDR", "notanip", 3, "libpq_option"),
     ],
 )
 def test_libpq_variables_that_cannot_heal_fail_at_once(
@@ -281,3 +285,87 @@ def test_the_runner_refuses_a_traceback() -> None:
     """Every scenario parses stderr through the runner, which fails on any traceback."""
     with pytest.raises(AssertionError, match="Traceback"):
         cli.parse_events('{"event": "preflight.x"}\nTraceback (most recent call last):\n')
+
+
+def test_no_deadline_with_a_host_name(plain_server: Any, tmp_path: Path) -> None:
+    """PREFLIGHT_TIMEOUT=0 (wait forever) with a name that needs a lookup: ready, exit 0."""
+    env = app_env(plain_server, tmp_path, SQL_HOST="localhost", PREFLIGHT_TIMEOUT="0")
+    assert run(env, tmp_path, 0).event("preflight.ready")["attempts"] == 1
+
+
+def test_help_on_a_full_disk_is_still_success(tmp_path: Path) -> None:
+    """`preflight --help >/dev/full`: exit 0, not Python's exit 120."""
+    with open("/dev/full", "w") as full:
+        assert _raw_run(cli.base_env(), "--help", stdout=full, stderr=subprocess.DEVNULL) == 0
+
+
+def test_password_file_that_is_a_fifo(tmp_path: Path) -> None:
+    """A FIFO as SQL_PASSWORD_FILE is refused at once (exit 3), never read without end."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = cli.base_env(
+        SQL_HOST="db",
+        SQL_DATABASE="d",
+        SQL_USER="u",
+        SQL_PASSWORD_FILE=str(fifo),
+        PREFLIGHT_TIMEOUT="2",
+        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
+    )
+    result = run(env, tmp_path, 3, timeout=30)
+    assert "is not a regular file" in result.event("preflight.failed")["message"]
+
+
+@pytest.mark.root
+def test_sigterm_during_start_up_as_pid_1(tmp_path: Path) -> None:
+    """SIGTERM sent right after PID 1 of a new PID namespace starts: exit 143 within 1 s of
+    the signal, the event as JSON on stderr, never the deadline."""
+    import signal
+    import time
+
+    env = cli.base_env(
+        SQL_HOST="127.0.0.1",
+        SQL_PORT="9",
+        SQL_DATABASE="d",
+        SQL_USER="u",
+        PREFLIGHT_TIMEOUT="30",
+        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
+    )
+    codes = []
+    for delay in (0.02, 0.1, 0.3):
+        proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", *cli.preflight_command()],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        # The preflight is the child of unshare: PID 1 in its namespace.
+        child = int(
+            subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
+        sent = time.monotonic()
+        os.kill(child, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 1.5, (delay, stderr)
+        events = cli.parse_events(stderr)
+        assert events[-1]["event"] == "preflight.interrupted", stderr
+        codes.append(events[-1]["exit_code"])
+    assert codes == [143, 143, 143]
+
+
+def test_a_pgpass_libpq_ignores_keeps_the_log_json(plain_server: Any, tmp_path: Path) -> None:
+    """A .pgpass with group/world access (a Secret mounted 0644) and no password: libpq's
+    own warning is caught into the failure message, the log stays JSON, exit 4."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pgpass = home / ".pgpass"
+    pgpass.write_text(f"*:*:*:*:{APP_PASSWORD}\n")
+    pgpass.chmod(0o644)
+    env = app_env(plain_server, tmp_path, HOME=str(home))
+    del env["SQL_PASSWORD"]
+    result = run(env, tmp_path, 4)  # `run` parses every stderr line as JSON
+    assert "group or world access" in result.event("preflight.failed")["message"]
+    plan = result.event("preflight.plan")
+    assert any("libpq ignores" in w for w in plan["warnings"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -189,10 +190,34 @@ def test_password_file_bad_content(tmp_path: Path, content: bytes, message: str)
     assert message in problems({**env, "SQL_PASSWORD_FILE": str(secret)})["SQL_PASSWORD_FILE"]
 
 
-def test_password_file_from_dev_zero_is_bounded() -> None:
-    """/dev/zero as the password file is read only up to the limit, then refused."""
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_password_file_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """/dev/zero or a FIFO nobody writes to: refused at once, never read without end."""
+    path = kind
+    if kind == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
     env = {k: v for k, v in BASE.items() if k != "SQL_PASSWORD"}
-    assert "larger than" in problems({**env, "SQL_PASSWORD_FILE": "/dev/zero"})["SQL_PASSWORD_FILE"]
+    found = problems({**env, "SQL_PASSWORD_FILE": path})["SQL_PASSWORD_FILE"]
+    assert found == f"{path} is not a regular file"
+
+
+@pytest.mark.parametrize("variable", ["SQL_DATABASE", "SQL_USER", "SQL_HOST", "PREFLIGHT_JITTER"])
+def test_a_huge_value_is_refused_before_any_work(variable: str) -> None:
+    """A value of 100 kB is a mistake: refused by name, not sent to the server."""
+    assert "longer than" in problems({**BASE, variable: "x" * 100_000})[variable]
+
+
+def test_a_socket_directory_too_long_for_a_socket_path() -> None:
+    """A socket directory that cannot fit sun_path with .s.PGSQL.<port> is exit 3."""
+    assert "socket path" in problems({**BASE, "SQL_HOST": "/" + "d" * 100})["SQL_HOST"]
+
+
+def test_an_ip_with_a_trailing_dot_reaches_libpq_without_it() -> None:
+    """127.0.0.1. would be looked up as a name by libpq: the dot is dropped."""
+    plan = load({**BASE, "SQL_HOST": "127.0.0.1."}).plan
+    assert plan is not None
+    assert plan.libpq_params()["host"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize(
@@ -345,3 +370,42 @@ def test_a_refused_url_still_registers_its_userinfo_as_secret() -> None:
     config = load({"DATABASE_URL": "postgres://u:pa/ss@w0rd@db/app"})
     assert any(p.variable == "DATABASE_URL" for p in config.problems)
     assert "pa/ss@w0rd" in config.secrets
+
+
+@pytest.mark.parametrize(
+    ("env", "leaked"),
+    [
+        (
+            {"DATABASE_URL": "postgres://u:pw@h/db?password=hunter2", "SQL_DATABASE": "hunter2"},
+            "hunter2",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgres://h/db?password=hunter2&sslmode=bogus",
+                "SQL_HOST": "hunter2",
+            },
+            "hunter2",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgres://h/db?password=hunt%40er2&sslmode=x",
+                "SQL_USER": "hunt@er2",
+            },
+            "hunt@er2",
+        ),
+    ],
+)
+def test_a_password_in_the_query_of_a_broken_url_is_a_secret(
+    env: dict[str, str], leaked: str
+) -> None:
+    """A ?password= in a URL with problems is registered as a secret, raw and decoded."""
+    config = load(env)
+    assert config.problems
+    assert leaked in config.secrets
+
+
+def test_a_user_without_a_password_is_not_taken_for_one() -> None:
+    """postgres://u@h/... with a problem: the user name is not registered as a secret."""
+    config = load({"DATABASE_URL": "postgres://u@h/db?sslmode=bogus"})
+    assert config.problems
+    assert "u" not in config.secrets

@@ -65,3 +65,18 @@ def test_public_api_is_documented(name: str) -> None:
     """Every name in preflight.__all__ appears in the README's Python API table."""
     api = README.split("### Python API", 1)[1].split("\n## ", 1)[0]
     assert f"`{name}`" in api
+
+
+def test_importing_the_package_loads_nothing_else() -> None:
+    """`import preflight` loads none of its modules until a name is used, and __all__
+    names exactly what it can load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, preflight; "
+        "assert [m for m in sys.modules if m.startswith('preflight.')] == [], sys.modules; "
+        "assert sorted(preflight.__all__) == sorted(preflight._WHERE); "
+        "assert all(getattr(preflight, n) for n in preflight.__all__)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
