@@ -17,7 +17,7 @@ from ._exit_codes import Reason
 from ._options import Options
 from ._plan import Plan
 from ._probe import ServerFacts, probe, require
-from ._retry import Backoff, Deadline, DeadlineReached, retrying
+from ._retry import Backoff, Deadline, DeadlineReached, is_retryable, retrying
 
 
 class RetryDetails(NamedTuple):
@@ -66,6 +66,39 @@ def _deadline_error(
     return error_for(Reason.TIMEOUT, f"{when}: nothing answered in time")
 
 
+def _run(
+    attempt: Callable[[], ServerFacts],
+    before_sleep: Callable[[PreflightError, int, float], None],
+    deadline: Deadline,
+    backoff: Backoff,
+    options: Options,
+    sleep: Callable[[float], Any],
+) -> ServerFacts:
+    """The first attempt, then (only if it failed and can heal) the tenacity loop.
+
+    Most runs meet a database that is up and end after one attempt, so the retry
+    machinery is built only when it is needed: tenacity's import is 4 ms, 3% of the
+    start-up floor (benchmarks/RESULTS.md).
+    """
+    try:
+        return attempt()
+    except PreflightError as failure:
+        if not is_retryable(failure, options.retry_auth) or deadline.remaining() <= 0:
+            raise
+        delay = max(0.0, min(backoff.delay(1), deadline.remaining()))
+        before_sleep(failure, 1, delay)
+        sleep(delay)
+    loop = retrying(
+        deadline=deadline,
+        backoff=backoff,
+        retry_auth=options.retry_auth,
+        before_sleep=before_sleep,
+        sleep=sleep,
+        first=2,
+    )
+    return loop(attempt)
+
+
 def check(
     plan: Plan,
     options: Options,
@@ -101,16 +134,9 @@ def check(
         last = error
         on_retry(RetryDetails(number, error, delay, deadline.elapsed(), options.timeout))
 
-    loop = retrying(
-        deadline=deadline,
-        backoff=backoff,
-        retry_auth=options.retry_auth,
-        before_sleep=before_sleep,
-        sleep=sleep,
-    )
     try:
         with deadline.alarm():
-            facts = loop(attempt)
+            facts = _run(attempt, before_sleep, deadline, backoff, options, sleep)
     except PreflightError as error:
         return Outcome(None, error, attempts, deadline.elapsed())
     except DeadlineReached as cut:

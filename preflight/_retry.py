@@ -22,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
-
-import tenacity
+from typing import TYPE_CHECKING, Any
 
 from ._errors import PreflightError
+
+if TYPE_CHECKING:  # tenacity loads when a first attempt has failed (benchmarks/RESULTS.md)
+    import tenacity
 
 # libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
 MIN_CONNECT_TIMEOUT = 2
@@ -155,13 +156,22 @@ def retrying(
     before_sleep: Callable[[PreflightError, int, float], None],
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    first: int = 1,
 ) -> tenacity.Retrying:
-    """The tenacity loop: retries what can heal, until the deadline."""
+    """The tenacity loop: retries what can heal, until the deadline.
+
+    ``first`` is the number of the loop's first attempt (2 when one attempt was
+    already made before the loop was built), for the delays and the hook.
+    """
+    import tenacity
+
     streak = _UnknownStreak(clock)
+    offset = first - 1
 
     def wait(state: tenacity.RetryCallState) -> float:
         # Never sleep past the deadline: the last attempt happens right at it.
-        return max(0.0, min(backoff.delay(state.attempt_number), deadline.remaining()))
+        delay = backoff.delay(state.attempt_number + offset)
+        return max(0.0, min(delay, deadline.remaining()))
 
     def stop(state: tenacity.RetryCallState) -> bool:
         failure = state.outcome.exception() if state.outcome else None
@@ -171,7 +181,7 @@ def retrying(
         assert state.outcome is not None
         exc = state.outcome.exception()
         assert isinstance(exc, PreflightError)
-        before_sleep(exc, state.attempt_number, state.upcoming_sleep)
+        before_sleep(exc, state.attempt_number + offset, state.upcoming_sleep)
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: is_retryable(e, retry_auth)),

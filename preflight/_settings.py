@@ -12,13 +12,15 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import unquote
 
 from ._errors import Problem
 from ._hosts import Kind, normalize_host
-from ._url import UrlResult, parse_database_url
 from ._values import VALUE_LIMIT, parse_port, parse_sslmode, quote
+
+if TYPE_CHECKING:  # _url loads only when DATABASE_URL is set
+    from ._url import UrlResult
 
 POSTGRESQL_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}
@@ -343,6 +345,8 @@ def _merge_url(
     warnings: list[str],
 ) -> PasswordSource | None:
     """Fill ``values`` from the URL; a value that contradicts ``SQL_*`` is a problem."""
+    from ._url import parse_database_url
+
     result = parse_database_url(url)
     out.extend(Problem("DATABASE_URL", message) for message in result.problems)
     warnings.extend(f"DATABASE_URL: {message}" for message in result.warnings)

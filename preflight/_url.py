@@ -9,7 +9,6 @@ nothing shifted out of a password can be shown as a host or database name.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import NamedTuple
 
@@ -225,6 +224,8 @@ class _Reader:
             self.found["sslmode"] = value
             return
         message = f'sslmode "{_shown(value)}" is not one of {_MODES}'
+        import difflib  # only on this error path
+
         close = difflib.get_close_matches(value.strip().lower(), SSL_MODES, n=1)
         if close:
             message += f"; did you mean {close[0]}?"
