@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import ServerFactory, unavailable
 from tests.deploy.netns import run_against
 from tests.support import cli
+from tests.support.k8s import MIGRATE_COMMAND
 from tests.support.pg import APP_USER, VECTOR_STANDIN
 
 pytestmark = pytest.mark.slow
@@ -104,16 +105,7 @@ def test_migrate_runs_in_the_backend_image_after_the_preflight(merged: dict[str,
         backend["environment"]
     )
     assert migrate["environment"]["DJANGO_SETTINGS_MODULE"] == "balancer_backend.settings"
-    assert migrate["entrypoint"] == [
-        "python",
-        "-m",
-        "preflight.django",
-        "migrate",
-        "--then",
-        "createsu",
-        "--then",
-        "populatedb",
-    ]
+    assert migrate["entrypoint"] == MIGRATE_COMMAND
     assert migrate["depends_on"] == {"preflight": COMPLETED}
     assert set(migrate["networks"]) == {"app_net"}
 

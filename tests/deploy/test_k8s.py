@@ -195,16 +195,7 @@ def test_migrate_runs_after_the_preflight_in_the_apps_image() -> None:
     assert _init_names(deployment) == ["db-preflight", "migrate"]
     assert migrate["image"] == app["image"]
     assert migrate["envFrom"] == app["envFrom"]
-    assert migrate["command"] == [
-        "python",
-        "-m",
-        "preflight.django",
-        "migrate",
-        "--then",
-        "createsu",
-        "--then",
-        "populatedb",
-    ]
+    assert migrate["command"] == k8s.MIGRATE_COMMAND
     assert {"name": "DJANGO_SETTINGS_MODULE", "value": "balancer_backend.settings"} in migrate[
         "env"
     ]

@@ -60,16 +60,21 @@ def env_for(pooler: PgBouncer, **extra: str) -> dict[str, str]:
     return base_env(**(variables | extra))
 
 
-def warm(pooler: PgBouncer) -> None:
-    """One query through the pooler, so that it has met the server (as in production)."""
-    with psycopg.connect(
+def app_connection(pooler: PgBouncer) -> psycopg.Connection[Any]:
+    """The app's role logging in through the pooler, without TLS (PgBouncer's default)."""
+    return psycopg.connect(
         host=pooler.host,
         port=pooler.port,
         dbname=pg.APP_DB,
         user=pg.APP_USER,
         password=pg.APP_PASSWORD,
         sslmode="disable",
-    ) as conn:
+    )
+
+
+def warm(pooler: PgBouncer) -> None:
+    """One query through the pooler, so that it has met the server (as in production)."""
+    with app_connection(pooler) as conn:
         conn.execute("SELECT 1")
 
 
@@ -169,14 +174,7 @@ def _hold(pooler: PgBouncer) -> psycopg.Connection[Any]:
     probe's closed connection for a moment, so try a few times)."""
     for _ in range(50):
         try:
-            return psycopg.connect(
-                host=pooler.host,
-                port=pooler.port,
-                dbname=pg.APP_DB,
-                user=pg.APP_USER,
-                password=pg.APP_PASSWORD,
-                sslmode="disable",
-            )
+            return app_connection(pooler)
         except psycopg.OperationalError:
             time.sleep(0.1)
     raise AssertionError("could not take the pooler's client slot")

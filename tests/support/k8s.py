@@ -126,3 +126,16 @@ def resolve_volumes(
             (directory / item["path"]).write_text(data[item["key"]])
         mounts[mount["mountPath"]] = directory
     return mounts
+
+
+# What balancer's migrate step runs (k8s component and compose service alike).
+MIGRATE_COMMAND = [
+    "python",
+    "-m",
+    "preflight.django",
+    "migrate",
+    "--then",
+    "createsu",
+    "--then",
+    "populatedb",
+]
