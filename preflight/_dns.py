@@ -17,11 +17,7 @@ import threading
 
 
 class ResolveError(Exception):
-    """The name did not resolve; ``timed_out`` when the resolver did not answer in time."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
+    """The name did not resolve, or the resolver did not answer in time."""
 
 
 def needs_lookup(host: str) -> bool:
@@ -50,9 +46,7 @@ def resolve(host: str, port: int, timeout: float) -> list[str]:
     try:
         answer = answers.get(timeout=max(timeout, 0.001))
     except queue.Empty:
-        raise ResolveError(
-            f"DNS lookup of {host} did not answer within {timeout:.1f} s", timed_out=True
-        ) from None
+        raise ResolveError(f"DNS lookup of {host} did not answer within {timeout:.1f} s") from None
     if isinstance(answer, OSError):
         raise ResolveError(f"failed to resolve host {host!r}: {answer}")
     return answer

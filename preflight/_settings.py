@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import unquote
 
 from ._errors import Problem
-from ._hosts import Kind, normalize_host
+from ._hosts import Kind, normalize_host, parse_ip
 from ._values import VALUE_LIMIT, parse_port, parse_sslmode, quote
 
 if TYPE_CHECKING:  # _url loads only when DATABASE_URL is set
@@ -157,8 +157,6 @@ def _get(environ: Mapping[str, str], name: str, out: list[Problem]) -> str | Non
 
 def check_host(host: str) -> str | None:
     """What is wrong with a ``SQL_HOST`` value, or None when it is usable."""
-    from ._hosts import parse_ip
-
     raw = host.strip()
     if "://" in raw:
         return (
@@ -193,8 +191,6 @@ def check_host(host: str) -> str | None:
 def _libpq_host(host: str) -> str:
     """The host as libpq takes it: no brackets around IPv6, no surrounding space, and no
     trailing dot after an IP address (libpq would look that up as a name)."""
-    from ._hosts import parse_ip
-
     name = host.strip()
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
@@ -411,7 +407,7 @@ def _same(name: str, mine: object, theirs: object) -> bool:
 
 def password_now(settings: DatabaseSettings) -> Secret | None:
     """The password now: a mounted secret file is read again (it may be rotated)."""
-    if settings.password_file is not None and os.path.exists(settings.password_file):
+    if settings.password_file is not None:
         try:
             return Secret(read_password_file(settings.password_file))
         except ValueError:
