@@ -114,23 +114,16 @@ SCENARIOS = (
 @pytest.fixture(scope="module")
 def tls_server(template: pg.Template, server_tls: tuple[str, str]) -> Iterator[pg.LocalServer]:
     """Accepts only TLS (hostssl), with a certificate from the test CA."""
-    server = pg.LocalServer(
-        template, "agree-tls", pg.ServerConfig(tls=server_tls, hba=TLS_ONLY_HBA)
-    )
-    server.start()
-    pg.create_app_database(server)
-    yield server
-    server.destroy()
+    config = pg.ServerConfig(tls=server_tls, hba=TLS_ONLY_HBA)
+    with pg.app_server(template, "agree-tls", config) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def plain_server_(template: pg.Template) -> Iterator[pg.LocalServer]:
     """No TLS at all, password authentication."""
-    server = pg.LocalServer(template, "agree-plain")
-    server.start()
-    pg.create_app_database(server)
-    yield server
-    server.destroy()
+    with pg.app_server(template, "agree-plain") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

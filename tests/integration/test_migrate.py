@@ -46,11 +46,8 @@ SLEEPING = (
 @pytest.fixture(scope="module")
 def server(template: pg.Template) -> Iterator[pg.LocalServer]:
     """One server for the module; each test gets a database of its own."""
-    server = pg.LocalServer(template, "migrate")
-    server.start()
-    pg.create_app_database(server)
-    yield server
-    server.destroy()
+    with pg.app_server(template, "migrate") as server:
+        yield server
 
 
 @pytest.fixture(params=list(CELLS))

@@ -374,3 +374,17 @@ def create_app_database(server: LocalServer | DockerServer) -> None:
                 psycopg.sql.Identifier(APP_DB), psycopg.sql.Identifier(APP_USER)
             )
         )
+
+
+@contextlib.contextmanager
+def app_server(
+    template: Template, name: str, config: ServerConfig | None = None
+) -> Iterator[LocalServer]:
+    """A started local server with balancer's role and database, destroyed afterwards."""
+    server = LocalServer(template, name, config)
+    server.start()
+    try:
+        create_app_database(server)
+        yield server
+    finally:
+        server.destroy()
