@@ -1,4 +1,4 @@
-"""Every event name the preflight logs, in one place (the README's log table)."""
+"""Every event name the preflight logs, in one place (the log tables of the docs)."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def run(venv: appvenv.AppVenv, env: dict[str, str], *args: str) -> cli.Run:
 def finished(code: int, stdout: str, stderr: str, began: float = 0.0) -> cli.Run:
     """Parse stderr (every line a JSON event) and check no password shows."""
     cli.assert_no_secret(pg.APP_PASSWORD, stdout, stderr)
-    result = cli.Run(code, stdout, stderr, time.monotonic() - began, cli.parse_events(stderr))
+    result = cli.finished(code, stdout, stderr, time.monotonic() - began)
     assert all(e["event"].startswith("preflight.migrate.") for e in result.events), stderr
     return result
 

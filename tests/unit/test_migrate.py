@@ -28,7 +28,7 @@ from preflight.django.__main__ import _port, read_options
 from preflight.django._lock import Holder, lock_key, lock_options, lock_parts
 from preflight.django._steps import CommandFailed, exit_status
 from preflight.django._wait import Awaited, Waiter
-from tests.unit.test_retry import _FakeTime as FakeTime  # the project's fake clock
+from tests.support.clock import FakeTime
 
 DJANGO_DIR = Path(preflight.django.__file__).parent
 FORBIDDEN = ("structlog", "tenacity", "psycopg", "psycopg2")
