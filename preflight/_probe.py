@@ -19,13 +19,13 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
+from ._deadline import Deadline, DeadlineReached
 from ._dns import ResolveError, needs_lookup, resolve
 from ._errors import CheckFailed, PreflightError, error_for
 from ._exit_codes import REASONS, Reason
-from ._failures import classify
+from ._failures import classify, driver_error
 from ._hosts import Kind
 from ._plan import Plan
-from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
 
 # psycopg reports what it ignores while closing a connection the deadline cut short
@@ -184,28 +184,18 @@ def _conninfo(
 
 
 def _failure(exc: psycopg.Error, plan: Plan) -> PreflightError:
-    raw = None
-    if exc.pgconn is not None and exc.pgconn.error_message:
-        raw = exc.pgconn.error_message.decode("utf-8", "replace")
-    reason, message = classify(
-        raw or str(exc),
-        sqlstate=getattr(exc, "sqlstate", None),
-        timed_out=isinstance(exc, psycopg.errors.ConnectionTimeout),
-    )
+    error = driver_error(exc)  # what the migrate runner says of the same failure
     negotiation = plan.libpq_env.variables.get("PGSSLNEGOTIATION", "")
-    if reason is Reason.CONNECTION_LOST and negotiation.lower() == "direct":
-        reason = Reason.LIBPQ_OPTION
-        message += (
-            " (PGSSLNEGOTIATION=direct: servers before PostgreSQL 17 close a direct TLS handshake)"
+    if error.reason is Reason.CONNECTION_LOST and negotiation.lower() == "direct":
+        return error_for(
+            Reason.LIBPQ_OPTION,
+            error.message
+            + " (PGSSLNEGOTIATION=direct: servers before PostgreSQL 17 close a direct TLS "
+            "handshake)",
         )
-    hint = _dns_hint(plan.host) if reason is Reason.DNS else None
-    if reason is Reason.PG_HBA_REJECTED and "no encryption" in message:
-        hint = (
-            "pg_hba.conf rejects this connection without encryption: the server takes only "
-            "TLS (hostssl, rds.force_ssl=1), so use SQL_SSL_MODE=prefer or stronger "
-            "instead of disable, or add a host rule"
-        )
-    return error_for(reason, message or type(exc).__name__, hint=hint)
+    if error.reason is Reason.DNS:
+        return error_for(Reason.DNS, error.message, hint=_dns_hint(plan.host))
+    return error
 
 
 @contextlib.contextmanager
