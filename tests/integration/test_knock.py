@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory, unavailable
 from tests.support import cli, pg
+from tests.support.ci import unavailable
+from tests.support.pg import ServerFactory
 from tests.support.pgbouncer import PgBouncer, pgbouncer_binary
 
 # Delays that climb to 4-8 s between logins: an attempt that comes sooner than its
