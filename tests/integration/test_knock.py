@@ -244,3 +244,18 @@ def test_service_with_no_endpoints_dropping(tmp_path: Path) -> None:
     assert failed["attempts"] <= 3
     # Each login's SYN and its retransmissions (1 s, then 2 s later), nothing more.
     assert _matched(tmp_path) <= failed["attempts"] * 3
+
+
+def test_knocks_keep_the_log_json_with_a_loose_pgpass(tmp_path: Path) -> None:
+    """With no password and a .pgpass libpq warns about on every start, dozens of knocks on a
+    closed port leave stderr one JSON object per line."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pgpass = home / ".pgpass"
+    pgpass.write_text(f"*:*:*:*:{pg.APP_PASSWORD}\n")
+    pgpass.chmod(0o644)
+    env = _env("127.0.0.1", pg.free_port(), PREFLIGHT_TIMEOUT="2", HOME=str(home))
+    del env["SQL_PASSWORD"]
+    result = cli.run(env)  # parses every stderr line as JSON
+    assert result.code == 10
+    assert result.event("preflight.failed")["reason"] == "refused"
