@@ -55,9 +55,11 @@ def _watch_peak(server: pg.LocalServer, peak: list[int], stop: threading.Event) 
 
 
 def _herd(server: pg.LocalServer, command: str, processes: int, down: float) -> Herd:
+    """One herd: the server starts ``down`` s after the last process's first attempt
+    (100 Python start-ups on a loaded 2-core machine take tens of seconds)."""
     server.stop()
     server.logfile.write_text("")
-    env = app_env(server, PREFLIGHT_TIMEOUT="120")
+    env = app_env(server, PREFLIGHT_TIMEOUT="300")
     procs = [
         subprocess.Popen(
             [command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -66,27 +68,53 @@ def _herd(server: pg.LocalServer, command: str, processes: int, down: float) -> 
     ]
     t0 = time.monotonic()
     wall0 = time.time()
+    outputs: list[list[str]] = [[] for _ in procs]
+    waiting = threading.Semaphore(0)
+
+    def read(proc: subprocess.Popen[str], lines: list[str]) -> None:
+        assert proc.stderr is not None
+        announced = False
+        for line in proc.stderr:
+            if not announced and "preflight.attempt_failed" in line:
+                announced = True
+                waiting.release()
+            lines.append(line)
+        if not announced:  # ended without one: do not keep the herd waiting
+            waiting.release()
+        proc.wait()
+
+    readers = [
+        threading.Thread(target=read, args=(p, lines), daemon=True)
+        for p, lines in zip(procs, outputs, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    cap = time.monotonic() + 180
+    for _ in procs:
+        waiting.acquire(timeout=max(0.0, cap - time.monotonic()))
     time.sleep(down)
+    up_at = time.monotonic() - t0
     server.start(wait=False)
     peak = [0]
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_peak, args=(server, peak, stop), daemon=True)
     watcher.start()
-    outputs = [p.communicate(timeout=180)[1] for p in procs]
+    for reader in readers:
+        reader.join(timeout=300)
     last_ready = time.monotonic() - t0
     stop.set()
     watcher.join(timeout=5)
-    attempt_times, first_attempts = attempt_stamps(outputs, wall0)
+    attempt_times, first_attempts = attempt_stamps(["".join(lines) for lines in outputs], wall0)
     log = server.log_text()
     histogram = Counter(int(t * 10) for t in attempt_times)
     rows = []
-    for slot in range(max(0, int(down * 10) - 10), max(histogram) + 1):
+    for slot in range(max(0, int(up_at * 10) - 10), max(histogram) + 1):
         count = histogram.get(slot, 0)
-        marker = " <- server starts" if slot == int(down * 10) else ""
+        marker = " <- server starts" if slot == int(up_at * 10) else ""
         rows.append(f"{slot / 10:5.1f}s {count:4d} {'#' * min(count, 100)}{marker}")
     return Herd(
         codes=Counter(p.returncode for p in procs),
-        last_ready=last_ready,
+        last_ready=last_ready - up_at,
         # TCP attempts only: the monitor connects over the Unix socket ([local]).
         received=log.count("connection received: host=127.0.0.1"),
         too_many=log.count("too many clients") + log.count("remaining connection slots"),
@@ -114,16 +142,17 @@ def measure(servers: Servers, processes: int, down: float) -> str:
     polite = now.received <= before.received
     return "\n".join(
         [
-            f"{processes} processes started together; the server is down for {down:g} s, then "
-            f"starts with `max_connections=20`. The two herds run one after the other.",
+            f"{processes} processes started together; the server starts {down:g} s after the "
+            "last of them made its first attempt, with `max_connections=20`. The two herds "
+            "run one after the other.",
             "",
             f"| measure | now | before ({BASELINE_REV}) |",
             "|---|---|---|",
             row("exit codes", dict(now.codes), dict(before.codes)),
             row(
                 "last one ready, after the server was started",
-                f"{now.last_ready - down:.2f} s",
-                f"{before.last_ready - down:.2f} s",
+                f"{now.last_ready:.2f} s",
+                f"{before.last_ready:.2f} s",
             ),
             row(
                 "connection attempts the server saw (`connection received` in its log)",
