@@ -101,10 +101,10 @@ def measure(servers: Servers, rounds: int) -> str:
             f"| CPU seconds of a 10 s wait on a closed port (start-up included), median | "
             f"{statistics.median(cpu_now):.2f} | {statistics.median(cpu_before):.2f} |",
             "",
-            "Now the schedule starts over when the server first answers after refusals "
-            "(0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s, as a process started at that "
-            "moment had before), so the first second has up to four logins; after it, the "
-            "same 0.4-0.8 s as before.",
+            "Now the schedule starts over while a server that has just begun to listen "
+            "says it is starting up (0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s, as a "
+            "process started at that moment had before), so the first second has up to "
+            "four logins; after it, the same 0.4-0.8 s as before.",
             "",
             f"- Target: at most before's rate: "
             f"**{med:.2f} vs {then:.2f} per second — {verdict(med <= then)}**.",

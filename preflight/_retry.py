@@ -84,25 +84,30 @@ class _UnknownStreak:
 
 
 class _Schedule:
-    """Which step of the backoff the next delay is: the attempt's number, counted
-    again from 1 when a server answers after refusals.
+    """Which step of the backoff the next delay is: the attempt's number, except
+    while a server that has just begun to listen says it is starting up.
 
     A refused login reaches no server (nothing listens), so a long refusal says
-    nothing about how busy the server will be; the first answer after it comes
-    from a server that has just begun to listen, which gets the schedule a
-    process started at that moment would use (0.05-0.1 s, then doubling).
+    nothing about how busy the server will be.  When the first answer after
+    refusals is "starting up" (PostgreSQL listens before its recovery ends), the
+    steps count from 1 again for as long as that lasts, as for a process started
+    at that moment (0.05-0.1 s, then doubling).  Any other answer (too many
+    clients, a pooler waiting) keeps the attempt's own step: a full server gets
+    the long delays at once.
     """
 
     def __init__(self) -> None:
-        self._first = 1
         self._refused = False
+        self._since: int | None = None  # the first "starting up" after refusals
 
     def step(self, attempt: int, exc: BaseException | None) -> int:
-        refused = isinstance(exc, PreflightError) and exc.reason == "refused"
-        if self._refused and not refused:
-            self._first = attempt
-        self._refused = refused
-        return attempt - self._first + 1
+        reason = exc.reason if isinstance(exc, PreflightError) else None
+        if reason != "starting_up":
+            self._since = None
+        elif self._refused and self._since is None:
+            self._since = attempt
+        self._refused = reason == "refused"
+        return attempt if self._since is None else attempt - self._since + 1
 
 
 def retrying(
