@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ._result import Found
 from ._values import VALUE_LIMIT
 
 # Variables libpq reads that can change where, as whom or how it connects.
@@ -55,10 +56,9 @@ SECRET = frozenset({"PGPASSWORD"})
 
 
 class LibpqEnv(NamedTuple):
-    """The ``PG*`` variables in force, and what they do to this plan."""
+    """The ``PG*`` variables in force (what they do to the plan: the warnings beside it)."""
 
     variables: dict[str, str]  # name -> value shown ("set" for a secret)
-    warnings: tuple[str, ...]
     hostaddr: str | None  # PGHOSTADDR: libpq connects there and skips DNS
 
 
@@ -95,7 +95,7 @@ def read_libpq_env(
     password_set: bool,
     rootcert_set: bool,
     target_session_attrs_set: bool,
-) -> LibpqEnv:
+) -> Found[LibpqEnv]:
     """What libpq will take from ``environ`` beyond the explicit parameters."""
     shown: dict[str, str] = {}
     warnings: list[str] = []
@@ -122,4 +122,4 @@ def read_libpq_env(
             shown["PGPASSFILE"] = pgpass
             warnings.append(_pgpass_warning(pgpass))
     hostaddr = environ.get("PGHOSTADDR") or None
-    return LibpqEnv(shown, tuple(warnings), hostaddr)
+    return Found(LibpqEnv(shown, hostaddr), (), tuple(warnings))

@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     log = Log()
     # The password in every form the app's settings may hold it (SQL_PASSWORD, the
     # file, DATABASE_URL), withheld from the first line on, settings errors included.
-    for secret in read_settings(env).secrets:
+    for secret in read_settings(env).value.secrets:
         log.add_secret(secret)
     termination = env.get("PREFLIGHT_TERMINATION_LOG") or _termination.DEFAULT_PATH
     run_ = Run(log, DEFAULT_TIMEOUT, termination)

@@ -17,11 +17,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ._dns import ResolveError, needs_lookup, resolve
+from ._dns import ResolveError, resolve
 from ._errors import CheckFailed, PreflightError, error_for
 from ._exit_codes import REASONS, Reason
 from ._failures import classify
-from ._hosts import Kind
+from ._hosts import Kind, needs_lookup
 from ._plan import Plan
 from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
@@ -142,7 +142,7 @@ def require(facts: ServerFacts, kind: Kind) -> None:
 
 def _addresses(plan: Plan, deadline: Deadline, timeout: int) -> list[str | None]:
     """Where to connect: resolved here under the deadline, or left to libpq."""
-    if plan.libpq_env.hostaddr is not None or not needs_lookup(plan.host):
+    if plan.hostaddr is not None or not needs_lookup(plan.host):
         return [None]  # PGHOSTADDR, an IP literal or a socket: libpq needs no DNS
     # One lookup waits at most the per-attempt timeout, so a silent resolver is
     # retried like a silent server (and never forever, even with no deadline).
@@ -172,13 +172,20 @@ def _dns_hint(host: str) -> str | None:
 def _conninfo(
     plan: Plan, deadline: Deadline, timeout: int, address: str | None, reread: bool
 ) -> str:
-    params: dict[str, Any] = {**plan.libpq_params(), "application_name": "preflight"}
+    # The app's own parameters (a URL's application_name, options, sslcert...) go
+    # through, so the check logs in as the app would; its connect_timeout only
+    # shortens the check's own, which the deadline bounds.
+    params: dict[str, Any] = {"application_name": "preflight", **plan.libpq_params()}
     if address is not None:
         params["hostaddr"] = address
     password = password_now(plan.settings) if reread else plan.settings.password
     if password is not None:
         params["password"] = password.reveal()
-    return make_conninfo("", connect_timeout=deadline.connect_timeout(timeout), **params)
+    limit = deadline.connect_timeout(timeout)
+    app_limit = params.pop("connect_timeout", "")
+    if app_limit.strip().isdigit() and int(app_limit) >= 2:
+        limit = min(limit, int(app_limit))
+    return make_conninfo("", connect_timeout=limit, **params)
 
 
 def _failure(exc: psycopg.Error, plan: Plan) -> PreflightError:

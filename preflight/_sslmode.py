@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._errors import Problem
 from ._hosts import Kind
+from ._result import Found
 from ._values import SSL_MODES
 
 WEAK_MODES = frozenset({"disable", "allow", "prefer"})
@@ -25,13 +27,16 @@ DEFAULTS: dict[Kind, tuple[str, str]] = {
 }
 
 
-class SslChoice(NamedTuple):
-    """The chosen mode, where it came from, what is risky and what is wrong about it."""
+class SslMode(NamedTuple):
+    """The chosen mode and where it came from."""
 
     mode: str
     source: str  # "explicit" or "default"
-    warnings: tuple[str, ...] = ()
-    problem: str | None = None  # a combination no server can satisfy (exit 3)
+
+
+SslChoice = Found[SslMode]
+"""The mode, with what is risky about it (warnings) and a combination no server can
+satisfy (a problem: exit 3)."""
 
 
 def choose_sslmode(
@@ -89,4 +94,5 @@ def choose_sslmode(
             f"sslmode={mode} has no effect over a Unix socket: libpq never uses TLS there, "
             "and nothing is verified"
         )
-    return SslChoice(mode, source, tuple(warnings), problem)
+    problems = (Problem("SQL_SSL_MODE", problem),) if problem else ()
+    return Found(SslMode(mode, source), problems, tuple(warnings))

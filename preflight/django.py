@@ -55,7 +55,7 @@ def database_config(
     """
     environ = os.environ if environ is None else environ
     found = read_settings(environ)
-    settings = found.settings
+    settings = found.value.settings
     if settings.engine == "sqlite":
         if found.problems:
             raise _improperly_configured(found.problems)
@@ -63,7 +63,7 @@ def database_config(
         if base_dir is not None and not name.is_absolute():
             name = Path(base_dir) / name
         return {"ENGINE": SQLITE_ENGINE, "NAME": str(name)}
-    if not found.configured:
+    if not found.value.configured:
         # Nothing to connect to: fine at import, Django's own error at connection time.
         return {
             "ENGINE": POSTGRESQL_ENGINE,
@@ -73,9 +73,9 @@ def database_config(
     if found.problems:
         raise _improperly_configured(found.problems)
     planned = build_plan(settings, environ)
-    if planned.plan is None:
+    if planned.value is None:
         raise _improperly_configured(planned.problems)
-    params = planned.plan.libpq_params()
+    params = planned.value.libpq_params()
     return {
         "ENGINE": POSTGRESQL_ENGINE,
         "NAME": params.pop("dbname"),
