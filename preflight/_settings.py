@@ -361,9 +361,9 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
 
 
 _REQUIRED = (
-    ("SQL_HOST", "the database host", "the host after '@' (or ?host=)"),
-    ("SQL_DATABASE", "the database to connect to", "the database name as its path"),
-    ("SQL_USER", "the role to log in as", "the user name before '@'"),
+    ("SQL_HOST", "the database host", "host; give it after '@' (or as ?host=)"),
+    ("SQL_DATABASE", "the database to connect to", "database name; give it as the path"),
+    ("SQL_USER", "the role to log in as", "user name; give it before '@'"),
 )
 
 
@@ -376,7 +376,7 @@ def _require(values: dict[str, object], parts: UrlParts | None, out: list[Proble
         if parts is None:
             out.append(Problem(name, f"is not set; a PostgreSQL engine needs {what}"))
         elif not url_faulty:
-            out.append(Problem("DATABASE_URL", f"has no {what}; give {url_part}"))
+            out.append(Problem("DATABASE_URL", f"has no {url_part}"))
 
 
 def _str(value: object) -> str | None:

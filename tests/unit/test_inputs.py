@@ -1,0 +1,200 @@
+"""Real-world inputs: Kubernetes service links, the cluster domain, URL schemes and
+parameters as settings, bare yes/no flags."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from preflight import Kind, load
+from preflight._cli import main
+from preflight._cluster import cluster_domain, search_domain, service_links
+
+BASE = {"SQL_HOST": "db", "SQL_DATABASE": "app", "SQL_USER": "app", "SQL_PASSWORD": "pw-1"}
+# What a Service named `sql` injects into every pod of its namespace.
+SERVICE_LINK = {
+    "SQL_SERVICE_HOST": "10.96.0.12",
+    "SQL_SERVICE_PORT": "5432",
+    "SQL_SERVICE_PORT_POSTGRES": "5432",
+    "SQL_PORT": "tcp://10.96.0.12:5432",
+    "SQL_PORT_5432_TCP": "tcp://10.96.0.12:5432",
+    "SQL_PORT_5432_TCP_PROTO": "tcp",
+    "SQL_PORT_5432_TCP_PORT": "5432",
+    "SQL_PORT_5432_TCP_ADDR": "10.96.0.12",
+}
+
+
+def explain(env: dict[str, str], *args: str) -> tuple[int, dict[str, object]]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main([*args], environ=env)
+    document: dict[str, object] = json.loads(out.getvalue())
+    return code, document
+
+
+def test_a_service_link_port_is_one_problem_that_names_service_links() -> None:
+    """SQL_PORT=tcp://IP:PORT: one problem saying what it is and what to do, no noise."""
+    config = load({**BASE, **SERVICE_LINK})
+    (problem,) = config.problems
+    assert problem.variable == "SQL_PORT"
+    assert "Kubernetes service link" in problem.message
+    assert "a Service named sql" in problem.message
+    assert "enableServiceLinks: false" in problem.message
+    assert config.warnings == ()
+
+
+def test_service_link_variables_beside_a_set_port_are_one_warning() -> None:
+    """With SQL_PORT set, the injected variables give one warning, not one per variable."""
+    config = load({**BASE, **SERVICE_LINK, "SQL_PORT": "5432"})
+    assert config.problems == ()
+    (warning,) = config.warnings
+    assert "service link" in warning
+    assert "SQL_SERVICE_HOST" in warning
+    assert "is not a variable the preflight knows" not in warning
+
+
+def test_service_links_of_other_services_are_left_alone() -> None:
+    """Only the Service named after the prefix counts; SQL_PORT_X is a typo, warned as such."""
+    env = {"SQL_PORT_X": "1", "SQLX_SERVICE_HOST": "10.0.0.1", "SQL_SERVICE_HOSTS": "x"}
+    assert service_links(env, "SQL") == []
+    assert len(load({**BASE, **env}).warnings) == 2  # SQL_PORT_X, SQL_SERVICE_HOSTS
+
+
+@pytest.mark.parametrize(
+    ("resolv", "domain"),
+    [
+        ("search prod.svc.cluster.local svc.cluster.local cluster.local\n", "cluster.local"),
+        (
+            "nameserver 10.96.0.10\nsearch app.svc.corp.example svc.corp.example corp.example\n"
+            "options ndots:5\n",
+            "corp.example",
+        ),
+        (
+            "search a.svc.old.example svc.old.example\nsearch b.svc.new.example svc.new.example\n",
+            "new.example",
+        ),
+        ("search SVC.Corp.Example.\n", "corp.example"),
+        ("search example.com\n", None),
+        ("search svc.\n", None),
+        ("", None),
+    ],
+)
+def test_search_domain(resolv: str, domain: str | None) -> None:
+    """The cluster domain is the svc.<domain> entry of the last search line."""
+    assert search_domain(resolv) == domain
+
+
+def test_cluster_domain_sources(tmp_path: Path) -> None:
+    """SQL_CLUSTER_DOMAIN wins; in a pod resolv.conf says; elsewhere cluster.local."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search ns.svc.corp.example svc.corp.example corp.example\n")
+    pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+    assert cluster_domain(pod, str(resolv)) == "corp.example"
+    assert cluster_domain({}, str(resolv)) == "cluster.local"
+    assert cluster_domain({**pod, "SQL_CLUSTER_DOMAIN": "Other.Example."}, str(resolv)) == (
+        "other.example"
+    )
+    assert cluster_domain(pod, str(tmp_path / "missing")) == "cluster.local"
+
+
+def test_cluster_domain_override_classifies() -> None:
+    """SQL_CLUSTER_DOMAIN makes name.ns.svc.<domain> in-cluster; a bad value is a problem."""
+    env = {**BASE, "SQL_HOST": "pg-rw.prod.svc.corp.example", "SQL_CLUSTER_DOMAIN": "corp.example"}
+    config = load(env)
+    assert config.plan is not None
+    assert (config.plan.kind, config.plan.ssl.mode) == (Kind.CLOUDNATIVEPG, "prefer")
+    bad = load({**env, "SQL_CLUSTER_DOMAIN": "not a domain"})
+    assert [p.variable for p in bad.problems] == ["SQL_CLUSTER_DOMAIN"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://u:p@h/db", "the scheme: mysql:// is not one of"),
+        ("postgres://u:p@/db", "has no host; give it after '@'"),
+        ("postgres://u:p@h", "has no database name; give it as the path"),
+        ("postgres://:p@h/db", "has no user name; give it before '@'"),
+    ],
+)
+def test_url_problems_name_the_url_not_sql_variables(url: str, problem: str) -> None:
+    """A URL's fault is DATABASE_URL's, never SQL_HOST/SQL_DATABASE/SQL_USER's."""
+    config = load({"DATABASE_URL": url})
+    assert [p.variable for p in config.problems] == ["DATABASE_URL"]
+    assert problem in config.problems[0].message
+
+
+def test_url_sslmode_and_sql_ssl_mode_parse_alike() -> None:
+    """sslmode=Require in the URL is read as SQL_SSL_MODE=Require is: require."""
+    from_url = load({"DATABASE_URL": "postgres://u:p@h/db?sslmode=Require"})
+    from_sql = load({**BASE, "SQL_HOST": "h", "SQL_SSL_MODE": "Require"})
+    assert from_url.problems == from_sql.problems == ()
+    assert from_url.settings.sslmode == from_sql.settings.sslmode == "require"
+
+
+@pytest.mark.parametrize(
+    ("env", "database"),
+    [
+        ({"DATABASE_URL": "sqlite://:memory:"}, ":memory:"),
+        ({"DATABASE_URL": "sqlite://"}, ":memory:"),
+        ({"DATABASE_URL": "sqlite:////srv/app/db.sqlite3"}, "/srv/app/db.sqlite3"),
+        ({"DATABASE_URL": "sqlite:///file:x?mode=memory"}, "file:x?mode=memory"),
+        ({"SQL_ENGINE": "django.db.backends.sqlite3", "SQL_DATABASE": ":memory:"}, ":memory:"),
+    ],
+)
+def test_sqlite_inputs(env: dict[str, str], database: str) -> None:
+    """SQLite from a URL or SQL_*: no problem, no plan, the name as given."""
+    config = load(env)
+    assert (config.problems, config.plan) == ((), None)
+    assert (config.settings.engine, config.settings.database) == ("sqlite", database)
+
+
+def test_postgis_is_the_same_server() -> None:
+    """postgis:// plans a check like postgres:// and marks the GIS engine."""
+    config = load({"DATABASE_URL": "postgis://u:p@db/geo"})
+    assert config.problems == ()
+    assert config.plan is not None
+    assert config.settings.gis
+
+
+def test_url_parameters_reach_the_plan() -> None:
+    """Every libpq parameter of the URL is among the plan's parameters, and wins over the
+    plan's own target_session_attrs."""
+    url = (
+        "postgres://u:p@pg-rw/db?options=-c%20search_path%3Dapp&application_name=web"
+        "&sslcert=/c.crt&sslkey=/c.key&target_session_attrs=any"
+    )
+    config = load({"DATABASE_URL": url})
+    assert config.plan is not None
+    params = config.plan.libpq_params()
+    assert params["options"] == "-c search_path=app"
+    assert (params["application_name"], params["sslcert"], params["sslkey"]) == (
+        "web",
+        "/c.crt",
+        "/c.key",
+    )
+    assert params["target_session_attrs"] == "any"
+
+
+@pytest.mark.parametrize(
+    ("args", "create", "retry"),
+    [
+        (["explain", "--create-extensions"], True, False),
+        (["--create-extensions", "explain"], True, False),
+        (["--create-extensions", "--retry-auth", "explain"], True, True),
+        (["explain", "--create-extensions", "false", "--retry-auth", "yes"], False, True),
+        (["explain", "--create-extensions=no"], False, False),
+    ],
+)
+def test_yes_no_flags_work_bare_and_with_a_value(
+    args: list[str], create: bool, retry: bool
+) -> None:
+    """--create-extensions and --retry-auth alone mean true; a yes/no value after them is read."""
+    code, document = explain(BASE, *args)
+    assert code == 0
+    preflight = document["preflight"]
+    assert isinstance(preflight, dict)
+    assert (preflight["create_extensions"], preflight["retry_auth"]) == (create, retry)
