@@ -16,15 +16,14 @@ from preflight._cluster import cluster_domain, search_domain, service_links
 
 BASE = {"SQL_HOST": "db", "SQL_DATABASE": "app", "SQL_USER": "app", "SQL_PASSWORD": "pw-1"}
 # What a Service named `sql` injects into every pod of its namespace.
+LINK_ADDRESS = "10.96.0.12"
 SERVICE_LINK = {
-    "SQL_SERVICE_HOST": "10.96.0.12",
-    "SQL_SERVICE_PORT": "5432",
-    "SQL_SERVICE_PORT_POSTGRES": "5432",
-    "SQL_PORT": "tcp://10.96.0.12:5432",
-    "SQL_PORT_5432_TCP": "tcp://10.96.0.12:5432",
+    **dict.fromkeys(
+        ["SQL_SERVICE_PORT", "SQL_SERVICE_PORT_POSTGRES", "SQL_PORT_5432_TCP_PORT"], "5432"
+    ),
+    **dict.fromkeys(["SQL_SERVICE_HOST", "SQL_PORT_5432_TCP_ADDR"], LINK_ADDRESS),
+    **dict.fromkeys(["SQL_PORT", "SQL_PORT_5432_TCP"], f"tcp://{LINK_ADDRESS}:5432"),
     "SQL_PORT_5432_TCP_PROTO": "tcp",
-    "SQL_PORT_5432_TCP_PORT": "5432",
-    "SQL_PORT_5432_TCP_ADDR": "10.96.0.12",
 }
 
 
