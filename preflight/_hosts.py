@@ -3,7 +3,8 @@
 Pure logic, no I/O.  Every question about a host string is answered here and only
 here: is it a socket directory, an IP literal, does it need a DNS lookup, does it
 end in a dot, is it a usable host at all.  The classification rules are a table
-(first match wins); the README shows the same table and a test keeps the two in step.
+(first match wins); docs/configuration.md shows the same table and a test keeps the
+two in step.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ CLUSTER_DOMAIN = "cluster.local"
 
 
 # One row per rule, in the order they are tried.  ``RULES`` is what the
-# README's classification table is checked against.
+# classification table in docs/configuration.md is generated from.
 RULES: tuple[tuple[Kind, str], ...] = (
     (
         Kind.LOCAL,

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import chaos
 from benchmarks import run as runner
-from tests.conftest import unavailable
+from tests.support.ci import unavailable
 from tests.support.pgbouncer import pgbouncer_binary
 
 ROOT = Path(__file__).resolve().parents[1]

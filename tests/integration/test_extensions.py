@@ -10,11 +10,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import ServerFactory
 from tests.integration.test_check import app_env, run
 from tests.support import cli
 from tests.support.faults import wait_for
-from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER
+from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, ServerFactory
 
 VISITOR = "visitor"  # a login role without CREATE on the app database
 

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from preflight._migrate import LOCK_KEY_SQL, lock_key
+from preflight.django._lock import LOCK_KEY_SQL, lock_key
 from tests.support import appvenv, cli, pg
 
 CELLS = {
@@ -115,7 +115,7 @@ def run(venv: appvenv.AppVenv, env: dict[str, str], *args: str) -> cli.Run:
 def finished(code: int, stdout: str, stderr: str, began: float = 0.0) -> cli.Run:
     """Parse stderr (every line a JSON event) and check no password shows."""
     cli.assert_no_secret(pg.APP_PASSWORD, stdout, stderr)
-    result = cli.Run(code, stdout, stderr, time.monotonic() - began, cli.parse_events(stderr))
+    result = cli.finished(code, stdout, stderr, time.monotonic() - began)
     assert all(e["event"].startswith("preflight.migrate.") for e in result.events), stderr
     return result
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.cli import Run, parse_events, unshare
+from tests.support.cli import Child, unshare
 from tests.support.pg import APP_DB, LocalServer
 
 PASS = "pass"  # forward both ways
@@ -285,51 +284,14 @@ def wait_for(predicate: Any, timeout: float, step: float = 0.02) -> bool:
     return bool(predicate())
 
 
-def terminate_after(proc: subprocess.Popen[str], delay: float) -> tuple[float, str]:
-    """SIGTERM ``proc`` after ``delay`` s: (seconds from the signal to its exit, stderr)."""
+def terminate_after(child: Child, delay: float) -> tuple[float, str]:
+    """SIGTERM ``child`` after ``delay`` s: (seconds from the signal to its exit, stderr)."""
     time.sleep(delay)
     sent = time.monotonic()
-    proc.terminate()
+    child.proc.terminate()
     try:
-        _, err = proc.communicate(timeout=30)
+        child.proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return time.monotonic() - sent, err
-
-
-def run_command(
-    command: Sequence[str], env: dict[str, str], timeout: float = 120
-) -> tuple[Run, subprocess.CompletedProcess[str]]:
-    """Run a (wrapped) preflight command to the end; its events parsed."""
-    start = time.monotonic()
-    try:
-        done = subprocess.run(
-            list(command), env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the run did not end within {timeout:g} s") from None
-    result = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
-    result.events = parse_events(done.stderr)
-    return result, done
-
-
-def spawn(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start a (wrapped) preflight command; stderr is captured for its events."""
-    return subprocess.Popen(
-        list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finish(proc: subprocess.Popen[str], started: float, timeout: float = 120) -> Run:
-    """Wait for a spawned command; its Run (seconds since ``started``)."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    result = Run(proc.returncode, out, err, time.monotonic() - started)
-    result.events = parse_events(err)
-    return result
+        child.kill()
+    took = time.monotonic() - sent
+    return took, child.finish(timeout=10).stderr

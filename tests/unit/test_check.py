@@ -17,6 +17,7 @@ from preflight._options import Options
 from preflight._plan import Plan
 from preflight._probe import ServerFacts
 from preflight._retry import Backoff, Deadline
+from tests.support.clock import FakeTime
 
 FACTS = ServerFacts("15.18", tls=True, tls_protocol="TLSv1.3", in_recovery=False, address=None)
 
@@ -25,17 +26,6 @@ def _plan() -> Plan:
     plan = load({"SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"}).plan
     assert plan is not None
     return plan
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def run(

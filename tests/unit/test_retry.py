@@ -22,6 +22,7 @@ from preflight._retry import (
     is_retryable,
     retrying,
 )
+from tests.support.clock import FakeTime
 
 
 @given(
@@ -59,12 +60,12 @@ def test_jitter_spreads_processes() -> None:
 
 def test_connect_timeout_clipped_to_time_left() -> None:
     """The per-attempt timeout shrinks with the deadline, never below libpq's 2 s."""
-    now = [0.0]
-    deadline = Deadline(10, clock=lambda: now[0])
+    fake = FakeTime()
+    deadline = Deadline(10, clock=fake.clock)
     assert deadline.connect_timeout(5) == 5
-    now[0] = 7.5
+    fake.now = 7.5
     assert deadline.connect_timeout(5) == 3
-    now[0] = 9.9
+    fake.now = 9.9
     assert deadline.connect_timeout(5) == 2
     assert Deadline(0).connect_timeout(5) == 5
 
@@ -95,20 +96,7 @@ def test_error_class_follows_the_table(reason: Reason) -> None:
     assert error.retryable is REASONS[reason].retried
 
 
-class _FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def _loop(fake: _FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retrying:
+def _loop(fake: FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retrying:
     """The policy on fake time: no real sleeping."""
     return retrying(
         deadline=deadline,
@@ -122,7 +110,7 @@ def _loop(fake: _FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retryi
 
 def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
     """The loop retries until the deadline and never sleeps past it."""
-    fake = _FakeTime()
+    fake = FakeTime()
     deadline = Deadline(3, clock=fake.clock)
     calls: list[float] = []
 
@@ -139,7 +127,7 @@ def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
 
 def test_unknown_failures_stop_after_the_limit_without_a_deadline() -> None:
     """With timeout 0 an unclassified failure is retried for UNKNOWN_LIMIT seconds, not forever."""
-    fake = _FakeTime()
+    fake = FakeTime()
     calls = 0
 
     def attempt() -> None:
