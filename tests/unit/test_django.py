@@ -20,19 +20,25 @@ def django_setup() -> None:
         django.setup()
 
 
-def connection_params(config: dict[str, Any]) -> dict[str, Any]:
-    from django.db.backends.postgresql.base import DatabaseWrapper
-
-    settings_dict = {
+def settings_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the keys Django's connection handler fills in for a real settings.py."""
+    return {
         "ATOMIC_REQUESTS": False,
         "AUTOCOMMIT": True,
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": False,
         "TIME_ZONE": None,
         "TEST": {},
+        "OPTIONS": {},
         **config,
     }
-    params: dict[str, Any] = DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+
+
+def connection_params(config: dict[str, Any]) -> dict[str, Any]:
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    wrapper = DatabaseWrapper(settings_dict(config), alias="default")
+    params: dict[str, Any] = wrapper.get_connection_params()
     return params
 
 
@@ -368,19 +374,7 @@ def test_sqlite_in_memory_stays_in_memory(
 
     monkeypatch.chdir(tmp_path)
     config = database_config(env, base_dir=tmp_path)
-    wrapper = DatabaseWrapper(
-        {
-            "ATOMIC_REQUESTS": False,
-            "AUTOCOMMIT": True,
-            "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": False,
-            "TIME_ZONE": None,
-            "TEST": {},
-            "OPTIONS": {},
-            **config,
-        },
-        alias="memory",
-    )
+    wrapper = DatabaseWrapper(settings_dict(config), alias="memory")
     with wrapper.cursor() as cursor:
         cursor.execute("CREATE TABLE t (x int)")
         cursor.execute("SELECT count(*) FROM t")
