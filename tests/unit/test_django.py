@@ -7,38 +7,18 @@ from typing import Any
 
 import pytest
 
+from tests.support import djangodb
+
 PASSWORD = "Django-Qw3'@:/%pw"
 
 
 @pytest.fixture(scope="module")
 def django_setup() -> None:
-    import django
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(DATABASES={}, USE_TZ=True)
-        django.setup()
-
-
-def settings_dict(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with the keys Django's connection handler fills in for a real settings.py."""
-    return {
-        "ATOMIC_REQUESTS": False,
-        "AUTOCOMMIT": True,
-        "CONN_MAX_AGE": 0,
-        "CONN_HEALTH_CHECKS": False,
-        "TIME_ZONE": None,
-        "TEST": {},
-        "OPTIONS": {},
-        **config,
-    }
+    djangodb.configure()
 
 
 def connection_params(config: dict[str, Any]) -> dict[str, Any]:
-    from django.db.backends.postgresql.base import DatabaseWrapper
-
-    wrapper = DatabaseWrapper(settings_dict(config), alias="default")
-    params: dict[str, Any] = wrapper.get_connection_params()
+    params: dict[str, Any] = djangodb.postgresql(config).get_connection_params()
     return params
 
 
@@ -374,7 +354,7 @@ def test_sqlite_in_memory_stays_in_memory(
 
     monkeypatch.chdir(tmp_path)
     config = database_config(env, base_dir=tmp_path)
-    wrapper = DatabaseWrapper(settings_dict(config), alias="memory")
+    wrapper = DatabaseWrapper(djangodb.settings_dict(config), alias="memory")
     with wrapper.cursor() as cursor:
         cursor.execute("CREATE TABLE t (x int)")
         cursor.execute("SELECT count(*) FROM t")
