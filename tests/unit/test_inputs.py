@@ -197,3 +197,54 @@ def test_yes_no_flags_work_bare_and_with_a_value(
     preflight = document["preflight"]
     assert isinstance(preflight, dict)
     assert (preflight["create_extensions"], preflight["retry_auth"]) == (create, retry)
+
+
+# --- bad input: a clear error, never a traceback ---------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from preflight._url import LIBPQ_PARAMETERS  # noqa: E402
+
+URL_PARTS = st.tuples(
+    st.sampled_from(["postgres://", "pgsql://", "postgis://", "sqlite://", "sqlite:///", "x://"]),
+    st.text(max_size=12),
+    st.sampled_from(["", "@db", "@db:5432", "@[::1]", "@h1,h2", "@", "@db:x"]),
+    st.sampled_from(["", "/app", "/:memory:", "/file:x?mode=memory", "/a%00"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from([*sorted(LIBPQ_PARAMETERS), "sslmode", "currentSchema", "port", "zz"]),
+            st.text(max_size=8),
+        ),
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=URL_PARTS, link=st.booleans())
+def test_any_url_is_settings_or_a_clear_error(
+    parts: tuple[str, str, str, str, list[tuple[str, str]]], link: bool
+) -> None:
+    """Whatever the URL (any scheme, any parameter, a service link beside it), load() never
+    raises, and database_config() raises ImproperlyConfigured exactly when the check
+    finds a problem."""
+    from urllib.parse import quote
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    scheme, userinfo, host, path, params = parts
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+    env = {"DATABASE_URL": f"{scheme}{quote(userinfo, safe=':')}{host}{path}?{query}"}
+    if link:
+        env["SQL_PORT"] = "tcp://10.96.0.12:5432"
+    env = {k: v for k, v in env.items() if "\x00" not in v}
+    config = load(env)
+    assert all(p.variable and p.message for p in config.problems)
+    if config.problems:  # the check and the app refuse the same environments
+        with pytest.raises(ImproperlyConfigured, match=r"^database settings: "):
+            database_config(env)
+    else:
+        assert database_config(env)["ENGINE"]
