@@ -19,6 +19,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
+from ._deadline import Deadline, DeadlineReached
 from ._dns import ResolveError, resolve
 from ._errors import PreflightError, error_for
 from ._exit_codes import REASONS, Reason
@@ -27,7 +28,6 @@ from ._extensions import require as require_extensions
 from ._failures import classify, driver_error
 from ._hosts import Kind, needs_lookup
 from ._plan import Plan
-from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
 
 # psycopg reports what it ignores while closing a connection the deadline cut short
