@@ -96,6 +96,7 @@ URL_SECRET_AT = st.sampled_from(
         "postgres://balancer@db/balancer_dev?sslcert=/c.crt&sslkey=/c.key&sslpassword={}",
         "postgres://balancer@db/balancer_dev?options=-c%20app.password%3D{}",
         "postgres://balancer@db/balancer_dev?options=-c%20search_path%3Dapp%20-c%20x.secret%3D{}",
+        "postgres://balancer@db/balancer_dev?options=-c%20vault.token%3D{}",
         "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
     ]
 )

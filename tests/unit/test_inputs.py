@@ -248,3 +248,56 @@ def test_any_url_is_settings_or_a_clear_error(
             database_config(env)
     else:
         assert database_config(env)["ENGINE"]
+
+
+@pytest.mark.parametrize(
+    ("query", "timeout", "name"),
+    [
+        ("", "5", "preflight"),
+        ("?connect_timeout=3&application_name=web", "3", "web"),
+        ("?connect_timeout=30", "5", "preflight"),
+        ("?connect_timeout=0", "5", "preflight"),
+    ],
+)
+def test_the_check_connects_with_the_urls_parameters(query: str, timeout: str, name: str) -> None:
+    """The check's connection string carries the URL's application_name; the URL's
+    connect_timeout only shortens the check's per-attempt timeout (default 5)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from preflight._deadline import Deadline
+    from preflight._probe import _conninfo
+
+    config = load({"DATABASE_URL": "postgres://u:p@db/app" + query})
+    assert config.plan is not None
+    params = conninfo_to_dict(_conninfo(config.plan, Deadline(60), 5, None, False))
+    assert (params["connect_timeout"], params["application_name"]) == (timeout, name)
+
+
+@pytest.mark.parametrize(
+    ("psycopg", "django", "message"),
+    [
+        (False, "5.2.1", "pool: needs psycopg 3"),
+        (True, "4.2.3", "pool: needs Django 5.1 or later (this is 4.2)"),
+    ],
+)
+def test_a_pool_needs_psycopg_3_and_django_5_1(
+    monkeypatch: pytest.MonkeyPatch, psycopg: bool, django: str, message: str
+) -> None:
+    """pool=True where Django could not honour it is refused at import, saying what is
+    missing (found without importing psycopg or Django's backends)."""
+    import importlib.metadata
+    import importlib.util
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "psycopg" and not psycopg else find_spec(name, *a),
+    )
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: django)
+    with pytest.raises(ImproperlyConfigured, match=message.replace("(", r"\(").replace(")", r"\)")):
+        database_config({"DATABASE_URL": "postgres://u:p@db/app"}, pool=True)
