@@ -17,7 +17,7 @@ from ._hosts import HostClass, Kind, classify_host, cnpg_role, has_trailing_dot,
 from ._libpq_env import LibpqEnv, read_libpq_env
 from ._result import Found
 from ._settings import DatabaseSettings
-from ._sslmode import SslMode, choose_sslmode
+from ._sslmode import URL_NAMES, VARIABLE_NAMES, SslMode, SslNames, choose_sslmode
 from ._trust import SYSTEM, looked_for, system_bundle
 
 
@@ -97,24 +97,36 @@ def _classify(settings: DatabaseSettings) -> HostClass:
     return HostClass(kind, evidence, role, detected.pooler and kind is Kind.CLOUDNATIVEPG)
 
 
+def _names(settings: DatabaseSettings) -> SslNames:
+    """Messages name the SSL settings where they came from: a variable or the URL."""
+    mode = "SQL_SSL_MODE" in settings.from_url
+    rootcert = "SQL_SSL_ROOT_CERT" in settings.from_url
+    return SslNames(
+        URL_NAMES.mode if mode else VARIABLE_NAMES.mode,
+        URL_NAMES.rootcert if rootcert else VARIABLE_NAMES.rootcert,
+        URL_NAMES.variable if mode or rootcert else VARIABLE_NAMES.variable,
+    )
+
+
 def build_plan(settings: DatabaseSettings, environ: Mapping[str, str]) -> PlanResult:
     """Turn valid PostgreSQL settings into a plan (no network), or say what is wrong."""
     assert settings.engine == "postgresql"
     assert settings.host
     host_class = _classify(settings)
+    names = _names(settings)
     problems: list[Problem] = []
     system = settings.sslrootcert == SYSTEM
-    rootcert = settings.sslrootcert
-    if system:
-        rootcert = system_bundle(environ)
-        if rootcert is None:
-            problems.append(
-                Problem(
-                    "SQL_SSL_ROOT_CERT",
-                    "is 'system' but no trust store file was found (looked for "
-                    f"{looked_for(environ)}); install ca-certificates or set the CA file path",
-                )
+    rootcert = system_bundle(environ) if system else settings.sslrootcert
+    if system and rootcert is None:
+        url = "SQL_SSL_ROOT_CERT" in settings.from_url
+        problems.append(
+            Problem(
+                "DATABASE_URL" if url else "SQL_SSL_ROOT_CERT",
+                f"{'sslrootcert ' if url else ''}is 'system' but no trust store file was found "
+                f"(looked for {looked_for(environ)}); install ca-certificates or set the CA "
+                "file path",
             )
+        )
     attrs = "read-write" if host_class.role == "rw" and not host_class.pooler else None
     libpq_env, _, env_warnings = read_libpq_env(
         environ,
@@ -129,11 +141,12 @@ def build_plan(settings: DatabaseSettings, environ: Mapping[str, str]) -> PlanRe
         system=system,
         libpq_rootcert=None if rootcert else (environ.get("PGSSLROOTCERT") or None),
         socket=is_socket(settings.host),
+        names=names,
     )
     problems.extend(ssl_problems)
     warnings = list(ssl_warnings)
     if rootcert and not system and ssl.mode != "disable" and not os.path.exists(rootcert):
-        warnings.append(f"SQL_SSL_ROOT_CERT file {rootcert} does not exist here")
+        warnings.append(f"{names.rootcert} file {rootcert} does not exist here")
     if host_class.pooler:
         warnings.append(
             "the host is a connection pooler: a ready pooler proves the database behind it "
@@ -141,7 +154,8 @@ def build_plan(settings: DatabaseSettings, environ: Mapping[str, str]) -> PlanRe
         )
     if has_trailing_dot(settings.host):
         warnings.append(
-            "SQL_HOST ends in a dot: certificates never name the dotted form, so "
+            f"{'the host' if 'SQL_HOST' in settings.from_url else 'SQL_HOST'} ends in a dot: "
+            "certificates never name the dotted form, so "
             "verify-full fails; drop the trailing dot"
         )
     warnings.extend(env_warnings)

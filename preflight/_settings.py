@@ -97,6 +97,7 @@ class DatabaseSettings(NamedTuple):
     params: tuple[tuple[str, str], ...] = ()  # further libpq parameters from DATABASE_URL
     gis: bool = False  # postgis:// (Django's GIS engine on the same server)
     cluster_domain: str = CLUSTER_DOMAIN
+    from_url: frozenset[str] = frozenset()  # the SQL_* names whose value the URL gave
 
 
 class SettingsRead(NamedTuple):
@@ -334,8 +335,11 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     connection_type = values.pop("SQL_CONNECTION_TYPE")
     warnings = _links(environ, out)
     parts = None
+    from_url: set[str] = set()
     if url is not None:
+        before = {name for name, value in values.items() if value is not None}
         parts, origin = _merge_url(url, values, origin, secrets, out, warnings)
+        from_url = {name for name, value in values.items() if value is not None} - before
     _require(values, parts, out)
 
     password_value = values.get("SQL_PASSWORD")
@@ -355,6 +359,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         params=parts.params if parts is not None else (),
         gis=engine == POSTGIS_ENGINE or (parts is not None and parts.scheme == "postgis"),
         cluster_domain=_cluster_domain(environ, out),
+        from_url=frozenset(from_url),
     )
     read = SettingsRead(settings, tuple(dict.fromkeys(secrets)), configured)
     return Found(read, tuple(out), tuple(warnings))

@@ -301,3 +301,36 @@ def test_a_pool_needs_psycopg_3_and_django_5_1(
     monkeypatch.setattr(importlib.metadata, "version", lambda name: django)
     with pytest.raises(ImproperlyConfigured, match=message.replace("(", r"\(").replace(")", r"\)")):
         database_config({"DATABASE_URL": "postgres://u:p@db/app"}, pool=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "phrase"),
+    [
+        (
+            {
+                "DATABASE_URL": "postgres://u:p@db.example.com/app?sslmode=require&sslrootcert=system"
+            },
+            "DATABASE_URL",
+            "sslmode=require with sslrootcert=system",
+        ),
+        (
+            {**BASE, "SQL_SSL_MODE": "require", "SQL_SSL_ROOT_CERT": "system"},
+            "SQL_SSL_MODE",
+            "SQL_SSL_MODE=require with SQL_SSL_ROOT_CERT=system",
+        ),
+    ],
+)
+def test_ssl_problems_name_where_the_setting_came_from(
+    env: dict[str, str], variable: str, phrase: str
+) -> None:
+    """An SSL combination no server can satisfy is filed under DATABASE_URL, in the URL's
+    words, when the URL gave it; under SQL_SSL_MODE when the variables did."""
+    (problem,) = load(env).problems
+    assert (problem.variable, phrase in problem.message) == (variable, True)
+
+
+def test_ssl_warnings_use_the_urls_words() -> None:
+    """A weak sslmode from the URL for an outside host warns as sslmode=, not SQL_SSL_MODE=."""
+    config = load({"DATABASE_URL": "postgres://u:p@db.example.com/app?sslmode=disable"})
+    assert config.plan is not None
+    assert any(w.startswith("sslmode=disable for an external host") for w in config.plan.warnings)
