@@ -4,10 +4,11 @@ The decision: they are honoured, exactly as libpq honours them, because the
 app's libpq (psycopg2 or psycopg 3 under Django) reads the same variables from
 the same environment.  The check passes the same explicit parameters as
 ``database_config()`` gives Django (host, port, dbname, user, sslmode,
-gssencmode, sslrootcert, target_session_attrs, and the password when one is
-set), so a ``PG*`` variable for one of those is overridden for both, and every
-other one acts on both alike.  What it cannot do is act silently: the plan and
-``explain`` list each one that is set, with a warning.
+gssencmode, sslrootcert, target_session_attrs, the password when one is set,
+and every libpq parameter ``DATABASE_URL`` gives), so a ``PG*`` variable for one
+of those is overridden for both, and every other one acts on both alike.  What
+it cannot do is act silently: the plan and ``explain`` list each one that is set,
+with a warning.
 """
 
 from __future__ import annotations
