@@ -309,6 +309,15 @@ def test_schemes_choose_the_engine(url: str, engine: str) -> None:
     assert database_config({"DATABASE_URL": url})["ENGINE"] == engine
 
 
+def test_sql_engine_may_name_the_gis_engine() -> None:
+    """SQL_ENGINE=...postgis is PostgreSQL for the check and the GIS engine for the app."""
+    from preflight.django import database_config
+
+    gis = "django.contrib.gis.db.backends.postgis"
+    env = {"SQL_ENGINE": gis, "SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"}
+    assert database_config(env)["ENGINE"] == gis
+
+
 @pytest.mark.parametrize("mode", ["verify-full", "verify-ca", "require", "disable"])
 @pytest.mark.parametrize("host", ["db", "x.rds.amazonaws.com", "db.example.com"])
 def test_an_explicit_sslmode_is_never_weakened(mode: str, host: str) -> None:
