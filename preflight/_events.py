@@ -14,7 +14,7 @@ LIBPQ_NOTICE = "preflight.libpq_notice"
 REPLICA_CLUSTER_SUSPECTED = "preflight.replica_cluster_suspected"
 TERMINATION_LOG_UNWRITABLE = "preflight.termination_log_unwritable"
 
-# python -m preflight.django migrate (preflight/_migrate.py)
+# python -m preflight.django migrate (preflight/django/__main__.py)
 MIGRATE_COMMAND = "preflight.migrate.command"
 MIGRATE_COMMAND_FAILED = "preflight.migrate.command_failed"
 MIGRATE_CURRENT = "preflight.migrate.current"

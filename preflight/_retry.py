@@ -22,17 +22,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import tenacity
 
 from ._errors import PreflightError
-
-if TYPE_CHECKING:  # tenacity loads when a first attempt has failed (benchmarks/RESULTS.md)
-    import tenacity
 
 # libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
 MIN_CONNECT_TIMEOUT = 2
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
+# While nothing listens (connection refused), the pause between two logins knocks
+# every 25-50 ms: at most 40 knocks a second per process (_check.py).
+KNOCK_GAP = (0.025, 0.05)
 
 
 class DeadlineReached(BaseException):
@@ -70,6 +72,10 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         base = self.base(attempt)
         return base * (1 - self.jitter) + self._rng.uniform(0, base * self.jitter)
+
+    def knock_gap(self) -> float:
+        """The pause before the next knock (:data:`KNOCK_GAP`)."""
+        return self._rng.uniform(*KNOCK_GAP)
 
 
 class Deadline:
@@ -148,6 +154,28 @@ class _UnknownStreak:
         return now - self._since >= UNKNOWN_LIMIT
 
 
+class _Schedule:
+    """Which step of the backoff the next delay is: the attempt's number, counted
+    again from 1 when a server answers after refusals.
+
+    A refused login reaches no server (nothing listens), so a long refusal says
+    nothing about how busy the server will be; the first answer after it comes
+    from a server that has just begun to listen, which gets the schedule a
+    process started at that moment would use (0.05-0.1 s, then doubling).
+    """
+
+    def __init__(self) -> None:
+        self._first = 1
+        self._refused = False
+
+    def step(self, attempt: int, exc: BaseException | None) -> int:
+        refused = isinstance(exc, PreflightError) and exc.reason == "refused"
+        if self._refused and not refused:
+            self._first = attempt
+        self._refused = refused
+        return attempt - self._first + 1
+
+
 def retrying(
     *,
     deadline: Deadline,
@@ -156,21 +184,17 @@ def retrying(
     before_sleep: Callable[[PreflightError, int, float], None],
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    first: int = 1,
 ) -> tenacity.Retrying:
-    """The tenacity loop: retries what can heal, until the deadline.
-
-    ``first`` is the number of the loop's first attempt (2 when one attempt was
-    already made before the loop was built), for the delays and the hook.
-    """
-    import tenacity
-
+    """The tenacity loop, every attempt from the first: retries what can heal, until
+    the deadline, and (with no deadline) an unclassified failure for
+    :data:`UNKNOWN_LIMIT` seconds in a row at most."""
     streak = _UnknownStreak(clock)
-    offset = first - 1
+    schedule = _Schedule()
 
     def wait(state: tenacity.RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
         # Never sleep past the deadline: the last attempt happens right at it.
-        delay = backoff.delay(state.attempt_number + offset)
+        delay = backoff.delay(schedule.step(state.attempt_number, failure))
         return max(0.0, min(delay, deadline.remaining()))
 
     def stop(state: tenacity.RetryCallState) -> bool:
@@ -181,7 +205,7 @@ def retrying(
         assert state.outcome is not None
         exc = state.outcome.exception()
         assert isinstance(exc, PreflightError)
-        before_sleep(exc, state.attempt_number + offset, state.upcoming_sleep)
+        before_sleep(exc, state.attempt_number, state.upcoming_sleep)
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: is_retryable(e, retry_auth)),

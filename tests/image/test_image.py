@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import unavailable
 from tests.support import image
+from tests.support.ci import unavailable
 from tests.support.cli import assert_no_secret, parse_events
 from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, free_port
 

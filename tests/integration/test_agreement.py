@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CNPG_HOST, RDS_HOST
 from tests.support import appvenv, cli, pg
+from tests.support.pg import CNPG_HOST, RDS_HOST
 
 TLS_ONLY_HBA = (
     "local all all trust",
@@ -194,10 +194,7 @@ def preflight(
         env = environment(scenario, server, files)
         env["PREFLIGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         command = isolated(cli.preflight_command(), scenario, workdir, files)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        _preflight_runs[scenario.name] = cli.Run(
-            done.returncode, done.stdout, done.stderr, 0.0, cli.parse_events(done.stderr)
-        )
+        _preflight_runs[scenario.name] = cli.run_command(command, env)
     return _preflight_runs[scenario.name]
 
 

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ APP_PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
 APP_USER = "balancer"
 APP_DB = "balancer"
 SUPERUSER = "postgres"
+
+# Names the TLS scenarios give the server (its certificate carries both).
+RDS_HOST = "balancer.c9akciq32.eu-west-1.rds.amazonaws.com"
+CNPG_HOST = "balancer-postgres-rw"
 
 
 def pg_bindir() -> Path | None:
@@ -320,6 +324,10 @@ class LocalServer:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# What the ``make_server`` fixture gives a test: ``make(name, *, start, app, **config)``.
+ServerFactory = Callable[..., LocalServer]
 
 
 class DockerServer:
