@@ -184,8 +184,8 @@ class _Run:
 
     def _check_plan(self) -> int:
         from ._check import RetryDetails, check
+        from ._deadline import Deadline
         from ._explain import plan_document
-        from ._retry import Deadline
 
         plan, options = self.config.plan, self.config.options
         assert plan is not None
