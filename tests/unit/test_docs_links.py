@@ -1,5 +1,4 @@
-"""Every relative link and anchor in README.md, CONTRIBUTING.md, CHANGELOG.md and docs/*.md
-resolves."""
+"""Every relative link and anchor in the README, CONTRIBUTING, CHANGELOG and docs/ resolves."""
 
 from __future__ import annotations
 
