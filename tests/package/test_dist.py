@@ -137,6 +137,37 @@ def test_sdist_from_a_dirty_tree_leaves_out_what_git_ignores(tmp_path: Path) -> 
     assert _sdist_files(sdist) == _project_files()
 
 
+def test_the_sdists_own_tests_run_from_it(tmp_path: Path) -> None:
+    """Unpacked, the sdist imports its own package and its unit tests pass (docs included)."""
+    with tarfile.open(dist.built().sdist) as archive:
+        archive.extractall(tmp_path, filter="data")
+    unpacked = tmp_path / f"django_db_preflight-{VERSION}"
+    # Not measured by coverage (make test): these are the sdist's copies, in a temp dir.
+    env = {k: v for k, v in _env().items() if not k.startswith("COVERAGE_")}
+    env["PYTHONPATH"] = str(unpacked)
+    where = subprocess.run(
+        [sys.executable, "-c", "import preflight; print(preflight.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=unpacked,
+        env=env,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(unpacked)
+    tests = ["test_hosts.py", "test_readme.py", "test_docs_links.py", "test_version.py"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        + [f"tests/unit/{name}" for name in tests],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=unpacked,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert " passed" in done.stdout
+
+
 def test_wheel_holds_the_package_and_nothing_else() -> None:
     """The wheel holds every module under preflight/ (subpackages too), py.typed and metadata."""
     with zipfile.ZipFile(dist.built().wheel) as archive:
