@@ -84,6 +84,23 @@ LIBPQ_PARAMETERS = frozenset(
 )
 """Parameters kept as they are: the app's ``OPTIONS`` and the check's connection get them."""
 
+NEWER_PARAMETERS = {
+    "gssdelegation": 16,
+    "load_balance_hosts": 16,
+    "require_auth": 16,
+    "sslcertmode": 16,
+    "sslnegotiation": 17,
+    "max_protocol_version": 18,
+    "min_protocol_version": 18,
+    "oauth_client_id": 18,
+    "oauth_client_secret": 18,
+    "oauth_issuer": 18,
+    "oauth_scope": 18,
+    "sslkeylogfile": 18,
+}
+"""Parameters that need a libpq newer than 15 (psycopg2-binary 2.9.x bundles 15 or 16):
+the check's own libpq knows them, an older app's refuses the connection."""
+
 SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"})
 """Parameters whose value is a secret: never shown, only ``set``."""
 
@@ -253,6 +270,13 @@ class _Reader:
                 self.params[key] = value or ""
             elif not self.parameter(key, value):
                 unknown.append(key)
+        newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
+        if newer:
+            needs = ", ".join(f"{k} (libpq {NEWER_PARAMETERS[k]})" for k in newer)
+            self.warnings.append(
+                f"gives {needs}: an app whose driver bundles an older libpq (psycopg2-binary "
+                "2.9.x has 15 or 16) refuses the connection, while the check's libpq accepts it"
+            )
         if unknown:
             names = ", ".join(_shown(k) for k in sorted(unknown))
             self.warnings.append(

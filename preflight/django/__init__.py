@@ -8,8 +8,10 @@ Use it in ``settings.py`` so the app and the preflight agree::
 
 It imports only the standard library (never Django's database backends, never
 psycopg), reads only ``SQL_*`` and ``DATABASE_URL`` (never ``PREFLIGHT_*``),
-and passes Django only options that libpq 10 and later understand, so it
-suits an app on psycopg2 with libpq 15 as well as one on psycopg 3.
+and from ``SQL_*`` passes Django only options that libpq 10 and later
+understand, so it suits an app on psycopg2 with libpq 15 as well as one on
+psycopg 3.  A ``DATABASE_URL`` parameter is passed as given (the check warns
+about one that needs a newer libpq).
 
 - No database variable at all (an image build running ``collectstatic``):
   no error at import; Django raises its own ``ImproperlyConfigured`` ("Please

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight._url import LIBPQ_PARAMETERS, UrlParts, parse_database_url
+from preflight._url import LIBPQ_PARAMETERS, NEWER_PARAMETERS, UrlParts, parse_database_url
 
 PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
 PW = quote(PASSWORD, safe="")
@@ -216,10 +216,15 @@ def test_problems(url: str, problem: str, parts: UrlParts) -> None:
 
 @pytest.mark.parametrize("name", sorted(LIBPQ_PARAMETERS))
 def test_every_libpq_parameter_is_kept(name: str) -> None:
-    """Each libpq parameter in the query is kept, decoded, without a warning."""
+    """Each libpq parameter in the query is kept, decoded; only one that needs a libpq
+    newer than 15 gets a warning, naming the version."""
     result = parse_database_url(f"postgres://h/db?{name}=a%20b&sslmode=disable")
     assert result.problems == ()
-    assert result.warnings == ()
+    if name in NEWER_PARAMETERS:
+        (warning,) = result.warnings
+        assert f"{name} (libpq {NEWER_PARAMETERS[name]})" in warning
+    else:
+        assert result.warnings == ()
     assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, "a b"),))
 
 
@@ -325,3 +330,8 @@ def test_encoded_parts_round_trip(user: str, password: str, database: str, port:
         return
     assert result.problems == ()
     assert result.value == UrlParts("db", port, database or None, user, password)
+
+
+def test_newer_parameters_are_libpq_parameters() -> None:
+    """Every parameter with a version note is one the reader keeps."""
+    assert NEWER_PARAMETERS.keys() <= LIBPQ_PARAMETERS
