@@ -204,3 +204,69 @@ def test_outside_a_pod_the_resolver_is_not_read(tmp_path: Path) -> None:
     )
     result = cli.run(env, "explain", json_stderr=False)
     assert json.loads(result.stdout)["kind"] == "cloudnativepg"
+
+
+def _cursor_survives_another_transaction(config: dict[str, Any], pooler: Any) -> str:
+    """Read rows in chunks as Django's ``QuerySet.iterator()`` does (a server-side cursor,
+    declared WITH HOLD, unless ``DISABLE_SERVER_SIDE_CURSORS``), while another client takes
+    the server connection the cursor was declared on: "ok" or the error."""
+    import contextlib
+
+    import psycopg
+    from django.db import DatabaseError
+
+    wrapper = djangodb.postgresql(config)
+    other = psycopg.connect(
+        host=pooler.host,
+        port=pooler.port,
+        dbname=APP_DB,
+        user=APP_USER,
+        password=APP_PASSWORD,
+        sslmode="disable",
+    )
+    wrapper.ensure_connection()
+    chunked = not config.get("DISABLE_SERVER_SIDE_CURSORS")
+    cursor = wrapper.chunked_cursor() if chunked else wrapper.cursor()
+    try:
+        cursor.execute("SELECT generate_series(1, 100)")
+        other.execute("SELECT 1")  # a transaction left open: it holds the server connection
+        try:
+            rows = cursor.fetchmany(10)
+        except DatabaseError as exc:
+            return type(exc).__name__ + ": " + str(exc).splitlines()[0]
+        return "ok" if len(rows) == 10 else f"{len(rows)} rows"
+    finally:
+        other.close()
+        wrapper.close()  # first: a cursor of a closed connection closes without a round trip
+        with contextlib.suppress(DatabaseError, psycopg.Error):
+            cursor.close()
+
+
+def test_why_a_pooler_gets_no_server_side_cursors(
+    make_server: ServerFactory, workspace: Path
+) -> None:
+    """Behind a real PgBouncer in transaction mode, Django's server-side cursor is lost when
+    its next fetch lands on another server connection; with DISABLE_SERVER_SIDE_CURSORS (what
+    database_config() sets for a pooler host) the same fetch works."""
+    from preflight.django import database_config
+    from tests.support.pgbouncer import PgBouncer, pgbouncer_binary
+
+    if pgbouncer_binary() is None:
+        from tests.support.ci import unavailable
+
+        unavailable("pgbouncer (Debian package pgbouncer) is not installed")
+    server = make_server("txpool")
+    pooler = PgBouncer(workspace, server.port, pool_mode="transaction")
+    pooler.start()
+    try:
+        url = (
+            f"postgres://{APP_USER}:{_quoted(APP_PASSWORD)}@127.0.0.1:{pooler.port}/{APP_DB}"
+            "?sslmode=disable"
+        )
+        kept = database_config({"DATABASE_URL": url}, disable_server_side_cursors=False)
+        lost = _cursor_survives_another_transaction(kept, pooler)
+        assert "does not exist" in lost, lost
+        safe = database_config({"DATABASE_URL": url}, disable_server_side_cursors=True)
+        assert _cursor_survives_another_transaction(safe, pooler) == "ok"
+    finally:
+        pooler.destroy()
