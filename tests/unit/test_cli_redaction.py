@@ -97,6 +97,7 @@ URL_SECRET_AT = st.sampled_from(
         "postgres://balancer@db/balancer_dev?options=-c%20app.password%3D{}",
         "postgres://balancer@db/balancer_dev?options=-c%20search_path%3Dapp%20-c%20x.secret%3D{}",
         "postgres://balancer@db/balancer_dev?options=-c%20vault.token%3D{}",
+        "postgres://balancer@db/balancer_dev?oauth_issuer=https://i&oauth_client_secret={}",
         "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
     ]
 )
