@@ -196,15 +196,15 @@ def test_step5_ca_copy_takes_only_the_certificate() -> None:
 def test_step1_the_requirement_survives_a_file_without_a_final_newline(
     tmp_path: Path, ending: str
 ) -> None:
-    """The guide's append gives django-db-preflight its own line whether or not the file
-    ends in a newline (balancer's does not), and leaves the last requirement intact."""
+    """The guide's append gives the pinned requirement step 1 names its own line whether or
+    not the file ends in a newline (balancer's does not), and leaves the last one intact."""
     server = tmp_path / "server"
     server.mkdir()
     requirements = server / "requirements.txt"
     requirements.write_text("Django==4.2.3\npsycopg2-binary==2.9.6\n" + ending)
     subprocess.run(["sh", "-c", _block("sh", 0)], cwd=tmp_path, check=True)
     lines = [line for line in requirements.read_text().splitlines() if line.strip()]
-    assert lines == ["Django==4.2.3", "psycopg2-binary==2.9.6", "anthropic", "django-db-preflight"]
+    assert lines == ["Django==4.2.3", "psycopg2-binary==2.9.6", "anthropic", _block("text").strip()]
 
 
 # A stand-in of balancer's settings.py: its imports, BASE_DIR, and the database block the
