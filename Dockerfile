@@ -5,7 +5,7 @@
 #
 # The base is pinned by digest (the multi-platform index, so amd64 and arm64
 # builds get the same release); both stages must use the same base, since the
-# venv links to the base's python3. To bump it (README, "The container image"):
+# venv links to the base's python3. To bump it (docs/deployment.md, "The container image"):
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
 # and put the "Digest:" it prints after the @ below. The image workflow checks
 # that the pinned digest is an index holding linux/amd64 and linux/arm64.

@@ -67,6 +67,36 @@ def test_every_relative_link_and_anchor_resolves() -> None:
     assert broken_links(ROOT) == []
 
 
+# Pointers to the docs from what ships (comments in the code, the manifests, the compose
+# override, the Dockerfile): a page path, or a page and a heading in quotes.
+CITED_PAGE = re.compile(r"\b((?:docs/[\w-]+|README|CONTRIBUTING)\.md)\b")
+CITED_HEADING = re.compile(r"\((README|docs/[\w-]+\.md), \"([^\"]+)\"\)")
+SHIPPED = ("preflight", "k8s", "compose", "scripts")
+
+
+def cited(root: Path) -> list[tuple[Path, str, str]]:
+    """Every (file, page, heading) a shipped file points a reader to; heading may be ''."""
+    files = [root / "Dockerfile", *(f for top in SHIPPED for f in (root / top).rglob("*"))]
+    found = []
+    for path in (f for f in files if f.is_file() and f.suffix in {"", ".py", ".yaml", ".yml"}):
+        text = path.read_text()
+        found += [(path, page, "") for page in CITED_PAGE.findall(text)]
+        for page, heading in CITED_HEADING.findall(text):
+            found.append((path, "README.md" if page == "README" else page, heading))
+    return found
+
+
+def test_what_ships_points_to_pages_and_headings_that_exist() -> None:
+    """A comment citing a page (or a page's heading) names one that is there."""
+    missing = [
+        f"{path.relative_to(ROOT)}: {page} {heading!r}"
+        for path, page, heading in cited(ROOT)
+        if not _resolves(ROOT / page, slug(heading) if heading else "")
+    ]
+    assert missing == []
+    assert any(page == "docs/configuration.md" for _, page, _ in cited(ROOT))
+
+
 def test_the_pages_link_to_each_other() -> None:
     """The README links every page under docs/, CONTRIBUTING.md and CHANGELOG.md."""
     readme = (ROOT / "README.md").read_text()
