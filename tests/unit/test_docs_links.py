@@ -147,3 +147,30 @@ def test_slug_is_githubs(heading: str, anchor: str) -> None:
 def test_repeated_headings_are_numbered() -> None:
     """A second heading with the same text gets the suffix -1."""
     assert anchors("## Tests\n\n## Tests\n") == {"tests", "tests-1"}
+
+
+def layout(root: Path) -> set[Path]:
+    """The paths CONTRIBUTING's layout table names (``_x.py`` after a path: the same folder)."""
+    text = (root / "CONTRIBUTING.md").read_text()
+    table = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named: set[Path] = set()
+    for row in (line for line in table.splitlines() if line.startswith("| `")):
+        folder = Path()
+        for name in CODE.findall(row.split(" | ")[0]):
+            path = Path(name.strip("`"))
+            if len(path.parts) > 1:
+                folder = path.parent
+            named.add(path if len(path.parts) > 1 else folder / path)
+    return named
+
+
+def test_the_layout_names_every_module_and_only_what_exists() -> None:
+    """CONTRIBUTING's layout lists each module of the package, and nothing that is gone."""
+    named = layout(ROOT)
+    modules = {
+        path.relative_to(ROOT)
+        for path in (ROOT / "preflight").rglob("*.py")
+        if path.name not in {"__init__.py", "__main__.py"} or path.parent.name == "django"
+    }
+    assert sorted(modules - named) == []
+    assert sorted(str(path) for path in named if not (ROOT / path).exists()) == []
