@@ -297,3 +297,18 @@ def test_step5_migrate_listed_before_db_preflight_fails_as_the_guide_says(
     assert wrong.returncode != 0
     assert MIGRATE_FIRST_ERROR in wrong.stderr
     assert kustomize("db-preflight", "migrate").returncode == 0
+
+
+def test_every_compose_up_rebuilds_the_backend_image() -> None:
+    """Each page's `up` with the override says --build: `migrate` runs in balancer's locally
+    built image, which without a rebuild lacks step 1's requirement (step 4's reason)."""
+    command = "docker compose -f docker-compose.yml -f docker-compose.preflight.yml up"
+    pages = ["README.md", "docs/deployment.md", "docs/adopting-balancer.md"]
+    texts = {page: (ROOT / page).read_text() for page in pages}
+    texts["compose/docker-compose.preflight.yml"] = (
+        ROOT / "compose" / "docker-compose.preflight.yml"
+    ).read_text()
+    pattern = re.escape(command) + r"[^\n`]*"
+    found = {page: re.findall(pattern, text) for page, text in texts.items()}
+    assert all(found.values()), found
+    assert {page: ups for page, ups in found.items() if any("--build" not in u for u in ups)} == {}
