@@ -70,8 +70,8 @@ def test_every_relative_link_and_anchor_resolves() -> None:
 # Pointers to the docs from what ships (comments in the code, the manifests, the compose
 # override, the Dockerfile): a page path, or a page and a heading in quotes.
 CITED_PAGE = re.compile(r"\b((?:docs/[\w-]+|README|CONTRIBUTING)\.md)\b")
-CITED_HEADING = re.compile(r"\((README|docs/[\w-]+\.md), \"([^\"]+)\"\)")
-SHIPPED = ("preflight", "k8s", "compose", "scripts")
+CITED_HEADING = re.compile(r"\((README|CONTRIBUTING\.md|docs/[\w-]+\.md), \"([^\"]+)\"\)")
+SHIPPED = ("preflight", "k8s", "compose", "scripts", ".github")
 
 
 def cited(root: Path) -> list[tuple[Path, str, str]]:
