@@ -312,3 +312,33 @@ def test_every_compose_up_rebuilds_the_backend_image() -> None:
     found = {page: re.findall(pattern, text) for page, text in texts.items()}
     assert all(found.values()), found
     assert {page: ups for page, ups in found.items() if any("--build" not in u for u in ups)} == {}
+
+
+@pytest.mark.parametrize("cluster", ["sandbox", "live"])
+def test_step5_names_the_app_tag_each_cluster_pins(cluster: str) -> None:
+    """The tags the guide says migrate would run are the ones the cluster stand-ins pin."""
+    docs = k8s.documents(k8s.kustomize(k8s.K8S / "balancer" / cluster))
+    (app,) = k8s.find(docs, "Deployment", "balancer")["spec"]["template"]["spec"]["containers"]
+    tag = app["image"].rsplit(":", 1)[1]
+    owner = "the live cluster's" if cluster == "live" else "the sandbox's"
+    assert f"{owner} `{tag}`" in " ".join(GUIDE.split())
+
+
+def test_an_app_image_without_the_package_fails_migrate_as_the_guide_says(tmp_path: Path) -> None:
+    """In a Python without step 1's package, `python -m preflight.django migrate` fails with
+    the error the guide quotes."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True
+    )
+    done = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-m", "preflight.django", "migrate"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+    )
+    quoted = re.search(r"fails the init\s+container with `([^`]+)`", GUIDE)
+    assert quoted is not None
+    assert done.returncode == 1
+    assert quoted.group(1) in done.stderr, done.stderr
