@@ -7,13 +7,13 @@ The data flows one way, each step in its own private module:
 - settings -> plan: ``_hosts`` (classification), ``_sslmode`` (SSL choice),
   ``_trust`` (``system`` CA), ``_libpq_env`` (``PG*``), ``_plan``
 - plan -> attempt: ``_dns`` (lookup under the deadline), ``_probe`` (one
-  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff, deadline),
+  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff), ``_deadline``,
   ``_check`` (the loop, with an instrumentation hook)
 - attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
   ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
   ``_signals``, ``_cli``
-- ``django``: ``database_config()`` for the app's settings (standard library only);
-  ``_migrate``: ``python -m preflight.django migrate``
+- ``django/`` (standard library and Django only, nothing else): ``database_config()``
+  for the app's settings; ``__main__``: ``python -m preflight.django migrate``
 
 Importing this package imports only the standard library, and only what is used:
 the names below load their module on first access.

@@ -1,32 +1,22 @@
-"""Shared fixtures: throwaway PostgreSQL servers, a test CA, CI strictness."""
+"""Shared fixtures and hooks: throwaway PostgreSQL servers, a test CA, CI strictness.
+
+Constants and helpers live in ``tests/support/``; this file holds only fixtures and hooks.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import pg
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unavailable(why: str) -> None:
-    """Skip on a laptop, fail in CI: a skipped database test proves nothing."""
-    if IN_CI:
-        pytest.fail(f"required in CI: {why}")
-    pytest.skip(why)
-
-
-def need_root() -> None:
-    """Private mount and PID namespaces need root (CI runs as root)."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        unavailable("needs root and unshare for a private /etc/hosts or PID namespace")
+from tests.support.ci import IN_CI, need_root, unavailable
+from tests.support.pg import CNPG_HOST, RDS_HOST, ServerFactory
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -59,9 +49,6 @@ def template(workspace: Path) -> pg.Template:
     if pg.pg_bindir() is None:
         unavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     return pg.Template(workspace)
-
-
-ServerFactory = Callable[..., pg.LocalServer]
 
 
 @pytest.fixture
@@ -125,10 +112,6 @@ def ca_file(ca: Any, workspace: Path) -> Path:
     ca.cert_pem.write_to_path(str(path))
     os.chmod(path, 0o644)
     return path
-
-
-RDS_HOST = "balancer.c9akciq32.eu-west-1.rds.amazonaws.com"
-CNPG_HOST = "balancer-postgres-rw"
 
 
 @pytest.fixture(scope="session")

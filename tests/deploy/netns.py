@@ -9,7 +9,6 @@ namespace (loopback only), and the preflight runs there too, with a private
 from __future__ import annotations
 
 import shlex
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,7 +37,4 @@ def run_against(
     script = " && ".join(steps) + f'; "$@"; rc=$?; {shlex.join(stop)}; exit $rc'
     inner = cli.isolated(cli.preflight_command(*args), hosts, workdir, mounts)
     command: Sequence[str] = cli.unshare(script, inner, "--net")
-    done = subprocess.run(
-        command, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
-    )
-    return cli.Run(done.returncode, done.stdout, done.stderr, 0.0, cli.parse_events(done.stderr))
+    return cli.run_command(command, env, timeout=timeout)

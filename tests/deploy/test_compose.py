@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ServerFactory, unavailable
 from tests.deploy.netns import run_against
 from tests.support import cli
+from tests.support.ci import unavailable
 from tests.support.k8s import MIGRATE_COMMAND
-from tests.support.pg import APP_USER, VECTOR_STANDIN
+from tests.support.pg import APP_USER, VECTOR_STANDIN, ServerFactory
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,10 +22,18 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.conftest import RDS_HOST, ServerFactory, unavailable
 from tests.deploy.netns import run_against
 from tests.support import cli, k8s
-from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, VECTOR_STANDIN, LocalServer
+from tests.support.ci import unavailable
+from tests.support.pg import (
+    APP_DB,
+    APP_PASSWORD,
+    APP_USER,
+    RDS_HOST,
+    VECTOR_STANDIN,
+    LocalServer,
+    ServerFactory,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import unavailable
+from tests.support.ci import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "image.yml"

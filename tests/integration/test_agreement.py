@@ -1,4 +1,4 @@
-"""The app and the check agree: the agreement matrix of the docs.
+"""The app and the check agree: the agreement matrix of docs/check.md.
 
 For each cell (a scenario on a PostgreSQL version, and an app environment),
 the APP (the test project in tests/fixtures/djangoapp, whose settings use
@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.conftest import CNPG_HOST, RDS_HOST, unavailable
 from tests.support import appvenv, cli, pg, trixie, versions
+from tests.support.ci import unavailable
+from tests.support.pg import CNPG_HOST, RDS_HOST
 
 TLS_ONLY_HBA = (
     "local all all trust",
@@ -330,10 +331,7 @@ def preflight(
         env = environment(scenario, server, files, database)
         env["PREFLIGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         command = isolated(cli.preflight_command(), scenario, workdir, files)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        _preflight_runs[key] = cli.Run(
-            done.returncode, done.stdout, done.stderr, 0.0, cli.parse_events(done.stderr)
-        )
+        _preflight_runs[key] = cli.run_command(command, env)
     return _preflight_runs[key]
 
 

@@ -19,9 +19,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import CNPG_HOST, RDS_HOST, ServerFactory
 from tests.support import cli
-from tests.support.pg import APP_DB, APP_PASSWORD, APP_USER, LocalServer, free_port
+from tests.support.pg import (
+    APP_DB,
+    APP_PASSWORD,
+    APP_USER,
+    CNPG_HOST,
+    RDS_HOST,
+    LocalServer,
+    ServerFactory,
+    free_port,
+)
 
 TLS_ONLY_HBA = (
     "local all all trust",
@@ -202,11 +210,10 @@ def test_server_started_later(make_server: ServerFactory, tmp_path: Path) -> Non
     """The preflight waits for a server that starts a few seconds after it."""
     server = make_server("late", start=False)
     env = app_env(server, tmp_path)
-    proc = subprocess.Popen(cli.preflight_command(), env=env, stderr=subprocess.PIPE, text=True)
+    child = cli.spawn(cli.preflight_command(), env)
     time.sleep(2.5)
     server.start(wait=False)
-    _, stderr = proc.communicate(timeout=60)
-    result = checked(cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, 0)
+    result = checked(child.finish(timeout=60), tmp_path, 0)
     assert result.event("preflight.ready")["attempts"] > 2
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
     assert "refused" in reasons
@@ -224,14 +231,11 @@ def test_too_many_clients_then_freed(make_server: ServerFactory, tmp_path: Path)
         )
         for _ in range(2)
     ]
-    proc = subprocess.Popen(
-        cli.preflight_command(), env=app_env(server, tmp_path), stderr=subprocess.PIPE, text=True
-    )
+    child = cli.spawn(cli.preflight_command(), app_env(server, tmp_path))
     time.sleep(2)
     for conn in holders:
         conn.close()
-    _, stderr = proc.communicate(timeout=60)
-    result = checked(cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, 0)
+    result = checked(child.finish(timeout=60), tmp_path, 0)
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
     assert reasons == {"too_many_clients"}
 
@@ -248,11 +252,10 @@ def test_retry_auth_picks_up_rotated_password_file(plain_server: Any, tmp_path: 
         PREFLIGHT_TIMEOUT="20",
     )
     del env["SQL_PASSWORD"]
-    proc = subprocess.Popen(cli.preflight_command(), env=env, stderr=subprocess.PIPE, text=True)
+    child = cli.spawn(cli.preflight_command(), env)
     time.sleep(1.5)
     secret.write_text(APP_PASSWORD + "\n")
-    _, stderr = proc.communicate(timeout=60)
-    result = checked(cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, 0)
+    result = checked(child.finish(timeout=60), tmp_path, 0)
     assert "auth_failed" in {e.get("reason") for e in result.events}
 
 
@@ -448,35 +451,16 @@ def test_standby_behind_ro_is_ready(standby: LocalServer, tmp_path: Path) -> Non
 # --- signals ---
 
 
-def _wait_for_attempts(proc: subprocess.Popen[str]) -> list[str]:
-    """Read stderr until the preflight is retrying."""
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if '"preflight.attempt_failed"' in line:
-            return lines
-    raise AssertionError("".join(lines))
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_while_waiting(signum: int, code: int, tmp_path: Path) -> None:
     """SIGTERM/SIGINT while waiting: stop within a second, log it, exit 143/130."""
-    proc = subprocess.Popen(
-        cli.preflight_command(),
-        env=closed_port_env(tmp_path, timeout="0"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = _wait_for_attempts(proc)
+    child = cli.spawn(cli.preflight_command(), closed_port_env(tmp_path, timeout="0"))
+    child.wait_for_event("preflight.attempt_failed")
     sent = time.monotonic()
-    proc.send_signal(signum)
-    rest, _ = proc.communicate(timeout=10)[1], None
+    child.send_signal(signum)
+    child.proc.wait(timeout=10)
     took = time.monotonic() - sent
-    stderr = "".join(lines) + (rest or "")
-    result = checked(
-        cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, code
-    )
+    result = checked(child.finish(), tmp_path, code)
     assert took < 1.0
     assert result.event("preflight.interrupted")["signal"] == signal.Signals(signum).name
 
@@ -485,10 +469,8 @@ def test_signal_while_waiting(signum: int, code: int, tmp_path: Path) -> None:
 def test_sigterm_as_pid_1(tmp_path: Path) -> None:
     """As PID 1 of a new PID namespace (as in a container) SIGTERM still stops it."""
     command = ["unshare", "--pid", "--fork", "--kill-child", "--", *cli.preflight_command()]
-    proc = subprocess.Popen(
-        command, env=closed_port_env(tmp_path, timeout="0"), stderr=subprocess.PIPE, text=True
-    )
-    lines = _wait_for_attempts(proc)
+    proc = cli.spawn(command, closed_port_env(tmp_path, timeout="0"))
+    proc.wait_for_event("preflight.attempt_failed")
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     (child,) = children
     status = Path(f"/proc/{child}/status").read_text()
@@ -496,10 +478,9 @@ def test_sigterm_as_pid_1(tmp_path: Path) -> None:
     assert nspid.split()[-1] == "1"  # PID 1 inside its namespace
     sent = time.monotonic()
     os.kill(int(child), signal.SIGTERM)
-    _, rest = proc.communicate(timeout=10)
+    proc.proc.wait(timeout=10)
     took = time.monotonic() - sent
-    stderr = "".join(lines) + rest
-    checked(cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, 143)
+    checked(proc.finish(), tmp_path, 143)
     assert took < 1.0
 
 

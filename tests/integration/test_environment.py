@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RDS_HOST, ServerFactory
 from tests.integration.test_check import TLS_ONLY_HBA, app_env, checked, run
 from tests.support import cli
-from tests.support.pg import APP_DB, APP_PASSWORD
+from tests.support.pg import APP_DB, APP_PASSWORD, RDS_HOST, ServerFactory
 
 # --- failures no waiting can fix end at once -------------------------------------------
 
@@ -259,12 +258,7 @@ def test_system_trust_store(
     command = cli.isolated(
         cli.preflight_command(), {RDS_HOST: "127.0.0.1"}, tmp_path, files={bundle: private}
     )
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    result = checked(
-        cli.Run(done.returncode, done.stdout, done.stderr, 0, cli.parse_events(done.stderr)),
-        tmp_path,
-        0,
-    )
+    result = checked(cli.run_command(command, env, timeout=60), tmp_path, 0)
     plan = result.event("preflight.plan")
     assert (plan["sslmode"], plan["sslrootcert"]) == ("verify-full", str(bundle))
     assert result.event("preflight.ready")["tls"] is True
@@ -346,12 +340,7 @@ def test_sigterm_during_start_up_as_pid_1(tmp_path: Path) -> None:
         PREFLIGHT_TIMEOUT="30",
         PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
     )
-    proc = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--kill-child", *cli.preflight_command()],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli.spawn(["unshare", "--pid", "--fork", "--kill-child", *cli.preflight_command()], env)
     try:
         child = None
         for _ in range(2000):  # at most about 20 s on a loaded machine
@@ -365,13 +354,11 @@ def test_sigterm_during_start_up_as_pid_1(tmp_path: Path) -> None:
         assert child is not None, "the preflight never installed a SIGTERM handler"
         sent = time.monotonic()
         os.kill(child, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-        assert time.monotonic() - sent < 1.5, stderr
+        proc.proc.wait(timeout=30)
+        assert time.monotonic() - sent < 1.5, proc.stderr
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    events = cli.parse_events(stderr)
+        proc.kill()
+    events = proc.finish().events
     assert (events[-1]["event"], events[-1]["exit_code"]) == ("preflight.interrupted", 143)
 
 

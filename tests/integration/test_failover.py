@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CNPG_HOST, ServerFactory
 from tests.support import pg
-from tests.support.cli import base_env, isolated, preflight_command
-from tests.support.faults import finish, spawn
+from tests.support.cli import base_env, isolated, preflight_command, spawn
+from tests.support.pg import CNPG_HOST, ServerFactory
 
 # The issue's target is 1 s from promotion to exit 0 (measured in
 # benchmarks/RESULTS.md, chaos "promotion"); a test on a shared machine allows more.
@@ -71,12 +70,11 @@ def promote(server: pg.LocalServer) -> float:
 
 def test_promotion_noticed(standby: pg.LocalServer, tmp_path: Path) -> None:
     """A standby behind -rw promoted while the check waits: exit 0 soon after the promotion."""
-    started = time.monotonic()
     proc = spawn(rw_command(tmp_path), rw_env(standby, "60"))
     time.sleep(2.5)
     assert proc.poll() is None, "the check ended while -rw reached a standby"
     promoted = promote(standby)
-    result = finish(proc, started, timeout=60)
+    result = proc.finish(timeout=60)
     noticed = time.monotonic() - promoted
     assert result.code == 0, result.stderr
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
@@ -87,9 +85,8 @@ def test_promotion_noticed(standby: pg.LocalServer, tmp_path: Path) -> None:
 
 def test_replica_cluster_warning(standby: pg.LocalServer, tmp_path: Path) -> None:
     """-rw in recovery past half the deadline: one warning that it may be a replica cluster."""
-    proc_started = time.monotonic()
     proc = spawn(rw_command(tmp_path), rw_env(standby, "4"))
-    result = finish(proc, proc_started, timeout=60)
+    result = proc.finish(timeout=60)
     assert result.code == 10, result.stderr
     assert result.event("preflight.failed")["reason"] == "read_only"
     warnings = [e for e in result.events if e["event"] == REPLICA_WARNING]
@@ -102,10 +99,9 @@ def test_no_replica_warning_before_half_the_deadline(
     standby: pg.LocalServer, tmp_path: Path
 ) -> None:
     """A standby promoted early (a plain failover) gets no replica-cluster warning."""
-    started = time.monotonic()
     proc = spawn(rw_command(tmp_path), rw_env(standby, "60"))
     time.sleep(1.5)
     promote(standby)
-    result = finish(proc, started, timeout=60)
+    result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr
     assert REPLICA_WARNING not in result.names()

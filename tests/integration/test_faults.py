@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.support import pg
-from tests.support.cli import base_env, preflight_command
+from tests.support.cli import base_env, preflight_command, run_command, spawn
 from tests.support.faults import (
     CUT,
     PASS,
@@ -27,13 +26,11 @@ from tests.support.faults import (
     BlackHole,
     Proxy,
     catalog_lock,
-    finish,
     hosts_wrapped,
-    run_command,
     silent_dns,
-    spawn,
     terminate_after,
 )
+from tests.support.pg import ServerFactory
 
 TIMEOUT = 3
 RUN_BOUND = TIMEOUT + 2.0  # the 1 s promise plus a process start-up on a shared machine
@@ -60,13 +57,12 @@ def test_tls_cut_mid_handshake_is_retried(
     proxy = Proxy((server.host, server.port), mode=CUT, cut_after=40)
     try:
         env = app_env(proxy.host, proxy.port, SQL_SSL_MODE="require", PREFLIGHT_TIMEOUT="30")
-        started = time.monotonic()
         proc = spawn(preflight_command(), env)
         deadline = time.monotonic() + 20
         while proxy.cuts < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         proxy.mode = PASS
-        result = finish(proc, started)
+        result = proc.finish()
     finally:
         proxy.close()
     assert proxy.cuts >= 1, "the proxy never cut a handshake"
@@ -85,7 +81,7 @@ def test_tls_cut_every_time_ends_unreachable(
     proxy = Proxy((server.host, server.port), mode=CUT, cut_after=40)
     try:
         env = app_env(proxy.host, proxy.port, SQL_SSL_MODE="require", PREFLIGHT_TIMEOUT="3")
-        result, _ = run_command(preflight_command(), env, timeout=30)
+        result = run_command(preflight_command(), env, timeout=30)
     finally:
         proxy.close()
     assert result.code == 10, result.stderr
@@ -98,7 +94,7 @@ def test_silent_resolver_deadline(tmp_path: Path) -> None:
     """A resolver that never answers: the run still ends within the deadline (exit 10)."""
     command = silent_dns(preflight_command(), tmp_path)
     env = app_env("db.example.internal", 5432, PREFLIGHT_TIMEOUT=str(TIMEOUT))
-    result, _ = run_command(command, env, timeout=30)
+    result = run_command(command, env, timeout=30)
     assert result.code == 10, result.stderr
     assert result.seconds <= RUN_BOUND, f"took {result.seconds:.1f} s"
 
@@ -113,7 +109,7 @@ def test_catalog_lock_deadline(make_server: ServerFactory) -> None:
         PREFLIGHT_REQUIRE_EXTENSIONS="plpgsql",
     )
     with catalog_lock(server):
-        result, _ = run_command(preflight_command(), env, timeout=30)
+        result = run_command(preflight_command(), env, timeout=30)
     assert result.code == 10, result.stderr
     assert result.seconds <= RUN_BOUND, f"took {result.seconds:.1f} s"
 
@@ -126,11 +122,10 @@ def test_catalog_lock_released_is_ready(make_server: ServerFactory) -> None:
     )
     with ExitStack() as stack:
         stack.enter_context(catalog_lock(server))
-        started = time.monotonic()
         proc = spawn(preflight_command(), env)
         time.sleep(1.5)
         stack.close()
-        result = finish(proc, started)
+        result = proc.finish()
     assert result.code == 0, result.stderr
     assert result.event("preflight.ready")["extensions"]["installed"] == ["plpgsql"]
 
@@ -160,7 +155,7 @@ def test_two_black_hole_addresses_deadline(tmp_path: Path) -> None:
     with two_black_holes() as (port, lines):
         command = hosts_wrapped(preflight_command(), tmp_path, lines)
         env = app_env(TWO_ADDRESSES, port, PREFLIGHT_TIMEOUT=str(TIMEOUT))
-        result, _ = run_command(command, env, timeout=30)
+        result = run_command(command, env, timeout=30)
     assert result.code == 10, result.stderr
     assert result.seconds <= RUN_BOUND, f"took {result.seconds:.1f} s"
 
@@ -212,6 +207,6 @@ def test_sigterm_acts_within_a_second(
         command, env = hang(tmp_path, make_server, stack)
         proc = spawn(command, env)
         took, err = terminate_after(proc, 2.0)
-    assert proc.returncode == 143, err
+    assert proc.proc.returncode == 143, err
     assert '"preflight.interrupted"' in err
     assert took <= SIGNAL_BOUND, f"SIGTERM took {took:.2f} s"

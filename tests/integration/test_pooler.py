@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import ServerFactory, unavailable
 from tests.support import pg
-from tests.support.cli import base_env, preflight_command, run
-from tests.support.faults import finish, spawn
+from tests.support.ci import unavailable
+from tests.support.cli import base_env, preflight_command, run, spawn
+from tests.support.pg import ServerFactory
 from tests.support.pgbouncer import PgBouncer, pgbouncer_binary
 
 MODES = ["session", "transaction"]
@@ -87,13 +87,12 @@ def test_waits_for_server_behind_pooler(
     pooler = make_pooler(server, pool_mode=mode, settings=FAST_RETRY)
     warm(pooler)
     server.stop()
-    started = time.monotonic()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
     time.sleep(3)
     assert proc.poll() is None, "the check ended while the server was down"
     server.start()
     up = time.monotonic()
-    result = finish(proc, started, timeout=60)
+    result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr
     assert result.events[-1]["event"] == "preflight.ready"
     # server_login_retry (1 s) plus the retry delay; generous for a shared machine.
@@ -109,12 +108,11 @@ def test_pooler_errors_while_the_server_is_down_are_retried(
     pooler = make_pooler(server, settings={"query_wait_timeout": 1, **FAST_RETRY})
     warm(pooler)
     server.stop()
-    started = time.monotonic()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
     time.sleep(5)
     assert proc.poll() is None, "the check ended while the server was down"
     server.start()
-    result = finish(proc, started, timeout=60)
+    result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
     assert reasons == {"pooler_waiting"}
@@ -142,11 +140,10 @@ def test_pooler_down_then_up(
     server = make_server("poolerdown")
     pooler = make_pooler(server, pool_mode=mode, settings=FAST_RETRY)
     pooler.stop()
-    started = time.monotonic()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
     time.sleep(2)
     pooler.start()
-    result = finish(proc, started, timeout=60)
+    result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
     assert "refused" in reasons

@@ -1,4 +1,4 @@
-"""Every reason the README documents comes from a real scenario.
+"""Every reason the docs document comes from a real scenario.
 
 Most reasons have their scenario next to the feature (test_check, test_environment,
 test_migrate, test_pooler, test_faults); the ones with no other home are here, and
@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 
 from preflight import Reason
-from tests.conftest import ServerFactory
 from tests.integration.test_check import TLS_ONLY_HBA, app_env, checked, closed_port_env, run
 from tests.support import cli
-from tests.support.pg import LocalServer
+from tests.support.pg import LocalServer, ServerFactory
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -40,12 +39,7 @@ def test_network_no_route_to_host(tmp_path: Path) -> None:
         f'--dport {port} -j REJECT --reject-with icmp-host-unreachable && exec "$@"'
     )
     command = cli.unshare(script, cli.preflight_command(), "--net")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    result = checked(
-        cli.Run(done.returncode, done.stdout, done.stderr, 0, cli.parse_events(done.stderr)),
-        tmp_path,
-        10,
-    )
+    result = checked(cli.run_command(command, env, timeout=60), tmp_path, 10)
     failed = result.event("preflight.failed")
     assert failed["reason"] == "network"
     assert failed["attempts"] > 1
@@ -127,13 +121,13 @@ def test_starting_up_then_ready(make_server: ServerFactory, template: Any, tmp_p
     standby.start(wait=False)
     try:
         env = app_env(standby, tmp_path, PREFLIGHT_TIMEOUT="60")
-        proc = subprocess.Popen(cli.preflight_command(), env=env, stderr=subprocess.PIPE, text=True)
+        child = cli.spawn(cli.preflight_command(), env)
         time.sleep(4)  # long enough to be refused as starting up, a few times
         subprocess.run(standby.server_command("promote", "-w"), check=True, capture_output=True)
-        _, stderr = proc.communicate(timeout=60)
+        run = child.finish(timeout=60)
     finally:
         standby.destroy()
-    result = checked(cli.Run(proc.returncode, "", stderr, 0, cli.parse_events(stderr)), tmp_path, 0)
+    result = checked(run, tmp_path, 0)
     reasons = {e["reason"] for e in result.events if e["event"] == "preflight.attempt_failed"}
     assert "starting_up" in reasons
 

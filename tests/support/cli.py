@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,8 +129,41 @@ def parse_events(stderr: str) -> list[dict[str, Any]]:
     return events
 
 
+def finished(code: int, stdout: str, stderr: str, seconds: float = 0.0) -> Run:
+    """A Run from what a finished command left, its stderr parsed into events."""
+    return Run(code, stdout, stderr, seconds, parse_events(stderr))
+
+
 def preflight_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "preflight", *args]
+
+
+def run_command(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    json_stderr: bool = True,
+) -> Run:
+    """Run a (wrapped) command to the end; its events parsed unless ``json_stderr`` is off."""
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the run did not end within {timeout:g} s") from None
+    seconds = time.monotonic() - start
+    if not json_stderr:
+        return Run(done.returncode, done.stdout, done.stderr, seconds)
+    return finished(done.returncode, done.stdout, done.stderr, seconds)
 
 
 def run(
@@ -140,18 +175,115 @@ def run(
     timeout: float = 120,
     json_stderr: bool = True,
 ) -> Run:
+    """The preflight CLI with ``args``, in a private /etc/hosts mapping ``hosts`` if given."""
     command = preflight_command(*args)
     if hosts is not None:
         assert workdir is not None
         command = isolated(command, hosts, workdir, mounts)
-    start = time.monotonic()
-    done = subprocess.run(
-        command, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
-    )
-    result = Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
-    if json_stderr:
-        result.events = parse_events(done.stderr)
-    return result
+    return run_command(command, env, timeout=timeout, json_stderr=json_stderr)
+
+
+class Child:
+    """A spawned (wrapped) command whose output is read as it arrives, so a test can
+    wait for an event the child logs instead of sleeping."""
+
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None
+    ) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.proc.pid
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, lines: list[str]) -> None:
+        with stream:
+            for line in stream:
+                with self._changed:
+                    lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return "".join(self._err)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def send_signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def _seen(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self._err:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def wait_for_event(self, name: str, count: int = 1, timeout: float = 60) -> dict[str, Any]:
+        """Block until the child has logged ``name`` ``count`` times; that event.
+
+        Fails (with what the child said) if it exits first or ``timeout`` passes.
+        """
+        end = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self._seen(name)
+                if len(found) >= count:
+                    return found[count - 1]
+                left = end - time.monotonic()
+                ended = self.proc.poll() is not None and not self._readers[1].is_alive()
+                if left <= 0 or ended:
+                    why = "exited" if ended else f"did not log it within {timeout:g} s"
+                    raise AssertionError(
+                        f"waiting for {name} #{count}: the child {why}\n{''.join(self._err)}"
+                    )
+                self._changed.wait(min(left, 0.2))
+
+    def finish(self, timeout: float = 120) -> Run:
+        """Wait for the child to exit (killing it past ``timeout``); its Run."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the child did not end within {timeout:g} s") from None
+        finally:
+            for reader in self._readers:
+                reader.join(timeout=10)
+        seconds = time.monotonic() - self.started
+        with self._changed:
+            return finished(self.proc.returncode, "".join(self._out), "".join(self._err), seconds)
+
+    def kill(self) -> None:
+        """Make sure the child is gone (for a ``finally``)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def spawn(command: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None) -> Child:
+    """Start a (wrapped) command; its output is read as it arrives."""
+    return Child(command, env, cwd=cwd)
 
 
 def assert_no_secret(secret: str, *texts: str) -> None:

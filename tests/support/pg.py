@@ -36,6 +36,10 @@ APP_USER = "balancer"
 APP_DB = "balancer"
 SUPERUSER = "postgres"
 
+# Names the TLS scenarios give the server (its certificate carries both).
+RDS_HOST = "balancer.c9akciq32.eu-west-1.rds.amazonaws.com"
+CNPG_HOST = "balancer-postgres-rw"
+
 
 def pg_bindir() -> Path | None:
     """Where ``initdb`` and ``pg_ctl`` live, or None."""
@@ -330,6 +334,10 @@ class LocalServer:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# What the ``make_server`` fixture gives a test: ``make(name, *, start, app, **config)``.
+ServerFactory = Callable[..., LocalServer]
 
 
 class DockerServer:

@@ -11,17 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preflight import AuthFailed, Reason, Unreachable
+from preflight._deadline import Deadline, DeadlineReached
 from preflight._errors import PreflightError, error_for
 from preflight._exit_codes import REASONS
 from preflight._options import Options
 from preflight._retry import (
     UNKNOWN_LIMIT,
     Backoff,
-    Deadline,
-    DeadlineReached,
+    _Schedule,
     is_retryable,
     retrying,
 )
+from tests.support.clock import FakeTime
 
 
 @given(
@@ -59,12 +60,12 @@ def test_jitter_spreads_processes() -> None:
 
 def test_connect_timeout_clipped_to_time_left() -> None:
     """The per-attempt timeout shrinks with the deadline, never below libpq's 2 s."""
-    now = [0.0]
-    deadline = Deadline(10, clock=lambda: now[0])
+    fake = FakeTime()
+    deadline = Deadline(10, clock=fake.clock)
     assert deadline.connect_timeout(5) == 5
-    now[0] = 7.5
+    fake.now = 7.5
     assert deadline.connect_timeout(5) == 3
-    now[0] = 9.9
+    fake.now = 9.9
     assert deadline.connect_timeout(5) == 2
     assert Deadline(0).connect_timeout(5) == 5
 
@@ -95,20 +96,7 @@ def test_error_class_follows_the_table(reason: Reason) -> None:
     assert error.retryable is REASONS[reason].retried
 
 
-class _FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def _loop(fake: _FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retrying:
+def _loop(fake: FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retrying:
     """The policy on fake time: no real sleeping."""
     return retrying(
         deadline=deadline,
@@ -122,7 +110,7 @@ def _loop(fake: _FakeTime, deadline: Deadline, jitter: float) -> tenacity.Retryi
 
 def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
     """The loop retries until the deadline and never sleeps past it."""
-    fake = _FakeTime()
+    fake = FakeTime()
     deadline = Deadline(3, clock=fake.clock)
     calls: list[float] = []
 
@@ -139,7 +127,7 @@ def test_loop_stops_at_the_deadline_without_real_sleeping() -> None:
 
 def test_unknown_failures_stop_after_the_limit_without_a_deadline() -> None:
     """With timeout 0 an unclassified failure is retried for UNKNOWN_LIMIT seconds, not forever."""
-    fake = _FakeTime()
+    fake = FakeTime()
     calls = 0
 
     def attempt() -> None:
@@ -166,3 +154,28 @@ def test_alarm_is_off_without_a_deadline() -> None:
     """timeout 0: no alarm, the block runs to its end."""
     with Deadline(0).alarm():
         time.sleep(0.01)
+
+
+R, S, T = Reason.REFUSED, Reason.STARTING_UP, Reason.TOO_MANY_CLIENTS
+
+
+@pytest.mark.parametrize(
+    ("reasons", "steps"),
+    [
+        ([R, R, R, R], [1, 2, 3, 4]),  # nothing listens: the schedule climbs as before
+        ([S, S, S], [1, 2, 3]),  # answered from the start: as before
+        ([R, R, R, S, S], [1, 2, 3, 1, 2]),  # first answer after refusals: from the start
+        ([R, R, T, T, R, S], [1, 2, 1, 2, 3, 1]),  # each new answer after refusals
+        ([S, S, R, R], [1, 2, 3, 4]),  # a server that goes away keeps climbing
+    ],
+)
+def test_schedule_starts_over_when_a_server_first_answers(
+    reasons: list[Reason], steps: list[int]
+) -> None:
+    """The backoff step counts attempts, from 1 again at the first answer after refusals."""
+    schedule = _Schedule()
+    got = [
+        schedule.step(number, error_for(reason, "x"))
+        for number, reason in enumerate(reasons, start=1)
+    ]
+    assert got == steps
