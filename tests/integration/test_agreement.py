@@ -26,7 +26,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from psycopg import sql
@@ -408,34 +407,3 @@ def test_cells_cover_every_app_environment_on_every_server() -> None:
     ran = {(s.name, spec) for s, spec in CELLS}
     assert {(s.name, spec) for s in SCENARIOS for spec in appvenv.SPECS} <= ran
     assert {s.postgres for s, _ in CELLS if s.vector} == {17, 18}
-
-
-def test_installing_the_helper_keeps_the_apps_driver(tmp_path: Path) -> None:
-    """With balancer's pins, pip install of this package (with its dependencies) adds
-    no psycopg 3, and Django still uses psycopg2."""
-    python = appvenv.fresh(tmp_path)
-    pins = list(appvenv.BALANCER.requirements)
-    for args in (pins, [str(appvenv.REPO)]):
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-    listed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    names = {entry["name"].lower() for entry in _json(listed)}
-    assert "django-db-preflight" in names
-    assert not names & {"psycopg", "psycopg-binary", "psycopg-c", "psycopg-pool"}, names
-    assert appvenv.driver_of(python) == "psycopg2"
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)
