@@ -46,7 +46,13 @@ in_root() {
 }
 
 server() {
-  [ -x "$CACHE/server/usr/lib/postgresql/17/bin/postgres" ] && return 0
+  # Current only while its postgres user is this machine's (a data directory
+  # written outside the root must be owned by the same UID inside it).
+  if [ -x "$CACHE/server/usr/lib/postgresql/17/bin/postgres" ] &&
+    [ "$(chroot "$CACHE/server" id -u postgres)" = "$(id -u postgres)" ]; then
+    return 0
+  fi
+  rm -rf "$CACHE/server"
   base
   local tmp="$CACHE/server.tmp" uid gid
   rm -rf "$tmp"
