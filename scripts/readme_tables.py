@@ -20,9 +20,10 @@ from preflight._hosts import RULES
 from preflight._sslmode import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
-# The agreement tables come from the test suite's own table of cells.
+# The comparison corpora and the agreement matrix's cells live with the tests.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from tests.support import comparisons  # noqa: E402
 
 
 def pages() -> list[Path]:
@@ -118,6 +119,8 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "agreement-apps": agreement_apps,
     "agreement-servers": agreement_servers,
     "agreement-cells": agreement_cells,
+    "dj-database-url": comparisons.dj_database_url_table,
+    "adoption": comparisons.adoption_table,
 }
 
 
