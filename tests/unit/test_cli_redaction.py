@@ -99,6 +99,8 @@ URL_SECRET_AT = st.sampled_from(
         "postgres://balancer@db/balancer_dev?options=-c%20vault.token%3D{}",
         "postgres://balancer@db/balancer_dev?oauth_issuer=https://i&oauth_client_secret={}",
         "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
+        "postgres://balancer@db/balancer_dev?sslpassword%3D{}",
+        "postgres://balancer@db/balancer_dev?password%253D{}=x",
     ]
 )
 
