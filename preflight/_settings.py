@@ -216,6 +216,16 @@ def looks_like_path(value: str) -> bool:
     return "/" in text and not any(c.isspace() for c in text) and "://" not in text
 
 
+def _shown_path(path: str) -> bool:
+    """A ``*_FILE`` value that is a path for sure: the file exists, or (absolute, so not
+    relative to a working directory) its directory does.  A base64 password such as
+    ``Zm9v/YmFy+cXV4=`` looks like a path; it names nothing that exists."""
+    if os.path.lexists(path):
+        return True
+    parent = os.path.dirname(path)
+    return os.path.isabs(path) and parent not in ("", "/") and os.path.isdir(parent)
+
+
 def _password(
     environ: Mapping[str, str], out: list[Problem], secrets: list[str]
 ) -> tuple[str | None, str | None, PasswordSource | None]:
@@ -242,6 +252,17 @@ def _password(
         out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
         return password, None, "SQL_PASSWORD"
     path = path.strip()
+    if not _shown_path(path):
+        secrets.extend({path, environ["SQL_PASSWORD_FILE"]})
+        out.append(
+            Problem(
+                "SQL_PASSWORD_FILE",
+                "names no file that exists, nor a directory that does (its value is not "
+                "shown: a password can contain '/'); set it to the path of the mounted "
+                "secret file, like /run/secrets/db-password",
+            )
+        )
+        return None, None, None
     try:
         password = read_password_file(path)
     except ValueError as exc:
