@@ -183,8 +183,12 @@ def _parse(name: str, raw: str | None, parse: object, out: list[Problem]) -> obj
         return None
 
 
-def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, object]:
-    """The ``SQL_*`` values other than the password, parsed."""
+def _plain_values(
+    environ: Mapping[str, str], out: list[Problem], *, url: bool
+) -> dict[str, object]:
+    """The ``SQL_*`` values other than the password, parsed.  With ``DATABASE_URL`` the
+    source (``url``), a service-link ``SQL_PORT`` is ignored (the link warning says so):
+    the app reads its port from the URL."""
     values: dict[str, object] = {}
     host = _get(environ, "SQL_HOST", out)
     if host is not None:
@@ -194,7 +198,8 @@ def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, o
         values["SQL_HOST"] = libpq_host(host)
     port = _get(environ, "SQL_PORT", out)
     if port is not None and is_link_value(port):
-        out.append(Problem("SQL_PORT", f"is {quote(port.strip())}, {link_advice('SQL')}"))
+        if not url:
+            out.append(Problem("SQL_PORT", f"is {quote(port.strip())}, {link_advice('SQL')}"))
         port = None
     values["SQL_PORT"] = _parse("SQL_PORT", port, parse_port, out)
     for name in ("SQL_DATABASE", "SQL_USER", "SQL_SSL_ROOT_CERT"):
@@ -350,7 +355,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         settings = _sqlite(environ, url, out, secrets)
         return Found(SettingsRead(settings, tuple(dict.fromkeys(secrets)), configured), tuple(out))
 
-    values = _plain_values(environ, out)
+    values = _plain_values(environ, out, url=url is not None)
     password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
     connection_type = values.pop("SQL_CONNECTION_TYPE")
