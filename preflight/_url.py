@@ -105,6 +105,7 @@ SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"}
 """Parameters whose value is a secret: never shown, only ``set``."""
 
 _QUERY_FIELDS = {"host": "host", "dbname": "database", "user": "user", "password": "password"}
+_KNOWN_NAMES = LIBPQ_PARAMETERS | _QUERY_FIELDS.keys() | {"sslmode", "sslrootcert", "port"}
 _NAMES = {
     "host": "the host",
     "port": "the port",
@@ -278,6 +279,12 @@ class _Reader:
             value = self.decoded(raw_value, f"parameter {_shown_name(key)}")
             if key in LIBPQ_PARAMETERS:
                 self.params[key] = value or ""
+            elif key.lower() != key and key.lower() in _KNOWN_NAMES:
+                # libpq refuses it; dropping it would silently weaken an explicit sslmode
+                self.problems.append(
+                    f"parameter {_shown_name(key)}: libpq parameter names are lower-case "
+                    f"(libpq refuses this one); write {key.lower()}"
+                )
             elif not self.parameter(key, value):
                 unknown.append(key)
         newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)

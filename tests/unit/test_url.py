@@ -240,6 +240,24 @@ def test_an_encoded_equals_sign_never_shows_the_value(name: str, equals: str) ->
         assert any(name in m for m in said)
 
 
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("SSLMODE=require", "sslmode"),
+        ("SslMode=verify-full", "sslmode"),
+        ("Port=6432", "port"),
+        ("SSLROOTCERT=/ca.pem", "sslrootcert"),
+        ("Options=-c%20x%3D1", "options"),
+    ],
+)
+def test_a_known_parameter_in_another_case_is_a_problem(query: str, name: str) -> None:
+    """``SSLMODE=require`` is refused, naming ``sslmode``: dropping it would weaken an
+    explicit sslmode to the default (libpq itself refuses the name)."""
+    result = parse_database_url(f"postgres://u@h/db?{query}")
+    (problem,) = result.problems
+    assert f"write {name}" in problem.message
+
+
 def test_unknown_parameters_warn() -> None:
     """Parameters libpq does not know are a warning naming them, not a problem."""
     result = parse_database_url("postgres://h/db?zz=1&isolation_level=2&connect_timeout=3")
