@@ -279,13 +279,7 @@ class _Reader:
             value = self.decoded(raw_value, f"parameter {_shown_name(key)}")
             if key in LIBPQ_PARAMETERS:
                 self.params[key] = value or ""
-            elif key.lower() != key and key.lower() in _KNOWN_NAMES:
-                # libpq refuses it; dropping it would silently weaken an explicit sslmode
-                self.problems.append(
-                    f"parameter {_shown_name(key)}: libpq parameter names are lower-case "
-                    f"(libpq refuses this one); write {key.lower()}"
-                )
-            elif not self.parameter(key, value):
+            elif not self.recased(key) and not self.parameter(key, value):
                 unknown.append(key)
         newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
         if newer:
@@ -300,6 +294,17 @@ class _Reader:
                 f"ignores parameters {names}: they are not libpq parameters, which libpq "
                 "would refuse; neither the app nor the check gets them"
             )
+
+    def recased(self, key: str) -> bool:
+        """A libpq name in another case (``SSLMODE``) is a problem: libpq refuses it, and
+        dropping it would quietly weaken an explicit sslmode to the default."""
+        if key.lower() == key or key.lower() not in _KNOWN_NAMES:
+            return False
+        self.problems.append(
+            f"parameter {_shown_name(key)}: libpq parameter names are lower-case "
+            f"(libpq refuses this one); write {key.lower()}"
+        )
+        return True
 
     def parameter(self, key: str, value: str | None) -> bool:
         """Take one parameter read as a field; False when it is not one of them."""
