@@ -143,10 +143,14 @@ class Run:
 
     def fail(self, error: PreflightError) -> NoReturn:
         extra = {"phase": self.phase}
-        if self.bounded and self.deadline.timeout and self.deadline.remaining() <= 0:
+        if error.retryable and self.past(0):  # what was awaited when the time ran out
             error = self.past_deadline(error)
         code = self.record(error, **extra)
         raise Exit(error.exit_code if code is None else code)
+
+    def past(self, grace: float) -> bool:
+        """Whether the deadline applies now and passed more than ``grace`` seconds ago."""
+        return self.bounded and bool(self.deadline.timeout) and self.deadline.remaining() < -grace
 
     def past_deadline(self, error: PreflightError | None) -> PreflightError:
         """The failure at the deadline: what was awaited, with the phase named."""
@@ -168,9 +172,7 @@ class Run:
     def _watchdog(self) -> None:
         while True:
             time.sleep(0.05)
-            if not (self.bounded and self.deadline.timeout):
-                continue
-            if self.deadline.remaining() > -GRACE_SECONDS:
+            if not self.past(GRACE_SECONDS):
                 continue
             code = self.record(self.past_deadline(self.awaited), phase=self.phase)
             if code is not None:

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 import preflight.django
 from preflight._errors import PreflightError, error_for
-from preflight._exit_codes import Reason
+from preflight._exit_codes import REASONS, Reason
 from preflight._jsonlog import Writer
 from preflight._redact import Redactor
 from preflight._retry import Deadline
 from preflight._values import parse_seconds
-from preflight.django.__main__ import _port, read_options
+from preflight.django.__main__ import Exit, Run, _port, read_options
 from preflight.django._lock import Holder, lock_key, lock_options, lock_parts
 from preflight.django._steps import CommandFailed, exit_status
 from preflight.django._wait import Awaited, Waiter
@@ -271,3 +271,31 @@ def test_holder_is_named_in_full() -> None:
     text = holder.describe()
     for part in ("pid 42", "psql", "10.0.0.7:51000", "idle in transaction", "12:00:00Z"):
         assert part in text
+
+
+@pytest.mark.parametrize(
+    ("reason", "at", "phase_named"),
+    [
+        (Reason.MIGRATION_LOCK_HELD, 5.0, True),  # awaited until the deadline
+        (Reason.REFUSED, 5.0, True),
+        (Reason.AUTH_FAILED, 5.0, False),  # not what was awaited: said as it is
+        (Reason.MIGRATION_LOCK_HELD, 1.0, False),  # before the deadline
+    ],
+)
+def test_failure_at_the_deadline_names_the_phase(
+    reason: Reason, at: float, phase_named: bool, tmp_path: Path
+) -> None:
+    """Past the deadline a retried reason's failure names the phase it was waiting in;
+    every failure logs the phase and writes its one line to the termination log."""
+    fake = FakeTime()
+    out = io.StringIO()
+    run_ = Run(Writer(out, Redactor()), Deadline(2, clock=fake.clock), str(tmp_path / "t"))
+    run_.phase = "lock"
+    fake.now = at
+    with pytest.raises(Exit) as stopped:
+        run_.fail(error_for(reason, "held by pid 7"))
+    failed = json.loads(out.getvalue())
+    assert stopped.value.code == failed["exit_code"] == REASONS[reason].exit_class.code
+    assert (failed["reason"], failed["phase"]) == (reason.value, "lock")
+    assert ("waiting for the migration lock" in failed["message"]) is phase_named
+    assert (tmp_path / "t").read_text().startswith(f"{failed['class']} ({reason.value}): held")
