@@ -7,7 +7,7 @@ The data flows one way, each step in its own private module:
 - settings -> plan: ``_hosts`` (classification), ``_sslmode`` (SSL choice),
   ``_trust`` (``system`` CA), ``_libpq_env`` (``PG*``), ``_plan``
 - plan -> attempt: ``_dns`` (lookup under the deadline), ``_probe`` (one
-  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff, deadline),
+  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff), ``_deadline``,
   ``_check`` (the loop, with an instrumentation hook)
 - attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
   ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
