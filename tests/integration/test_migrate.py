@@ -472,6 +472,56 @@ def test_idle_session_timeout_on_the_role_ends_no_session(
     assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(2,)]
 
 
+def test_lock_timeout_retries_then_names_the_blocker(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """PREFLIGHT_MIGRATE_LOCK_TIMEOUT: a migration blocked by another transaction is
+    rolled back and retried, 5 times in all, then exits 7 naming the blocker (pid,
+    application_name, transaction start; never its query); released during the
+    retries, the same migration then goes through."""
+    env = app_env(server, database, tmp_path, PREFLIGHT_MIGRATE_LOCK_TIMEOUT="0.3")
+    subprocess.run(
+        appvenv.app_command(venv, "manage.py", "migrate", "ledger", "0003"),
+        cwd=appvenv.DJANGOAPP,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    blocker = psycopg.connect(
+        host=server.host,
+        port=server.port,
+        dbname=database,
+        user=pg.APP_USER,
+        password=pg.APP_PASSWORD,
+        application_name="blocker",
+    )
+    with blocker as conn:
+        conn.execute("LOCK TABLE ledger_marker IN ACCESS SHARE MODE")
+        gave_up = run(venv, env)
+        assert gave_up.code == 7, gave_up.stderr
+        failed = gave_up.event("preflight.migrate.failed")
+        assert failed["reason"] == "migration_lock_timeout"
+        assert "ledger.0004_marker_note" in failed["message"]
+        assert (
+            f"pid {conn.info.backend_pid} (blocker, in a transaction since 20"
+            in (failed["message"])
+        )
+        retries = [e for e in gave_up.events if e["event"] == "preflight.migrate.lock_timeout"]
+        assert [e["attempt"] for e in retries] == [1, 2, 3, 4]
+        assert "LOCK TABLE" not in gave_up.stderr
+        assert ("0004_marker_note",) not in fetch(
+            server, database, "SELECT name FROM django_migrations"
+        )
+
+        log = tmp_path / "runner.log"
+        proc = start(venv, env, log)
+        wait_for(log, "preflight.migrate.lock_timeout")
+        conn.rollback()
+    through = collect(proc, log)
+    assert through.code == 0, through.stderr
+    assert through.event("preflight.migrate.migrated")["applied"] == MIGRATIONS[3:]
+
+
 def test_a_pooler_by_name_is_refused_before_any_connection(tmp_path: Path) -> None:
     """SQL_HOST naming a CloudNativePG Pooler: exit 8 (migration_pooler), saying to use -rw."""
     venv = appvenv.test_venv()
