@@ -24,6 +24,7 @@ import pytest
 
 from preflight.django._lock import LOCK_KEY_SQL, lock_key
 from tests.support import appvenv, cli, pg
+from tests.support import migrate as m
 
 CELLS = {
     "dj42-psycopg2": lambda: appvenv.ready(appvenv.BALANCER),
@@ -258,31 +259,22 @@ def test_lock_wait_deadline_and_holder(
     """A stranger holds the lock: the waiter names it (pid, application_name, client
     address, state, since when) and exits 10 at the deadline naming the phase.  The key
     is the documented one, and the server computes the same."""
-    stranger = psycopg.connect(
-        host=server.host,
-        port=server.port,
-        dbname=database,
-        user=pg.APP_USER,
-        password=pg.APP_PASSWORD,
-        application_name="stranger",
-        autocommit=True,
-    )
-    with stranger as conn:
+    with server.admin(database) as conn:
         assert conn.execute(LOCK_KEY_SQL).fetchone() == (lock_key(database),)
-        conn.execute("SELECT pg_advisory_lock(%s)", [lock_key(database)])
+    with m.stranger(server, database) as conn:  # over TCP, named m.STRANGER, holding it
         pid = conn.info.backend_pid
         result = run(venv, app_env(server, database, tmp_path, PREFLIGHT_TIMEOUT="2"))
     assert result.code == 10
     waiting = result.event("preflight.migrate.waiting")
     assert waiting["holder_pid"] == pid
-    assert waiting["holder_application_name"] == "stranger"
+    assert waiting["holder_application_name"] == m.STRANGER
     assert waiting["holder_client_addr"] == "127.0.0.1"
     assert waiting["holder_state"] == "idle"
     assert stamp({"timestamp": waiting["holder_since"]}) <= stamp(waiting)
     failed = result.event("preflight.migrate.failed")
     assert (failed["reason"], failed["phase"]) == ("migration_lock_held", "lock")
     assert "waiting for the migration lock" in failed["message"]
-    assert f"pid {pid} (stranger" in failed["message"]
+    assert f"pid {pid} ({m.STRANGER}" in failed["message"]
     assert 2 <= failed["elapsed"] < 3.5  # the deadline, plus at most a poll and a margin
     assert fetch(server, database, "SELECT to_regclass('django_migrations')") == [(None,)]
 
@@ -487,15 +479,9 @@ def test_lock_timeout_retries_then_names_the_blocker(
         capture_output=True,
         check=True,
     )
-    blocker = psycopg.connect(
-        host=server.host,
-        port=server.port,
-        dbname=database,
-        user=pg.APP_USER,
-        password=pg.APP_PASSWORD,
-        application_name="blocker",
-    )
-    with blocker as conn:
+    with server.admin(database) as conn:
+        conn.execute("SET application_name = 'blocker'")
+        conn.execute("BEGIN")
         conn.execute("LOCK TABLE ledger_marker IN ACCESS SHARE MODE")
         gave_up = run(venv, env)
         assert gave_up.code == 7, gave_up.stderr
@@ -516,7 +502,7 @@ def test_lock_timeout_retries_then_names_the_blocker(
         log = tmp_path / "runner.log"
         proc = start(venv, env, log)
         wait_for(log, "preflight.migrate.lock_timeout")
-        conn.rollback()
+        conn.execute("ROLLBACK")
     through = collect(proc, log)
     assert through.code == 0, through.stderr
     assert through.event("preflight.migrate.migrated")["applied"] == MIGRATIONS[3:]
