@@ -266,6 +266,7 @@ SANDBOX = {
     "SQL_HOST": "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
     "SQL_DATABASE": "balancer",
 }
+RDS_ROW = "an RDS endpoint (example name; live's real `SQL_HOST` is sealed)"
 ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("compose (`config/env/dev.env`)", COMPOSE),
     (SANDBOX_ROW, SANDBOX),
@@ -273,8 +274,8 @@ ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("CloudNativePG `-ro`", {**COMPOSE, "SQL_HOST": "balancer-postgres-ro"}),
     ("CloudNativePG Pooler", {**COMPOSE, "SQL_HOST": "balancer-pooler-rw"}),
     (
-        "live: RDS",
-        {**COMPOSE, "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com"},
+        RDS_ROW,
+        {**COMPOSE, "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com"},
     ),
     ("an external host", {**COMPOSE, "SQL_HOST": "db.example.com"}),
     ("`127.0.0.1`", {**COMPOSE, "SQL_HOST": "127.0.0.1"}),
@@ -286,7 +287,7 @@ ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
         "RDS with `SQL_SSL_MODE=verify-full`",
         {
             **COMPOSE,
-            "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com",
+            "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com",
             "SQL_SSL_MODE": "verify-full",
         },
     ),
