@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ._errors import Problem
 from ._hosts import check_host
 from ._result import Found
-from ._values import parse_port, parse_sslmode
+from ._values import parse_port, parse_sslmode, parse_whole_number
 
 SCHEMES = {
     "postgres": "postgresql",
@@ -105,6 +105,17 @@ SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"}
 """Parameters whose value is a secret: never shown, only ``set``."""
 
 _QUERY_FIELDS = {"host": "host", "dbname": "database", "user": "user", "password": "password"}
+INTEGER_PARAMETERS = frozenset(
+    {
+        "connect_timeout",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "tcp_user_timeout",
+    }
+)
+"""libpq's integer parameters: a value that is not a whole number is refused by libpq."""
 _KNOWN_NAMES = LIBPQ_PARAMETERS | _QUERY_FIELDS.keys() | {"sslmode", "sslrootcert", "port"}
 _NAMES = {
     "host": "the host",
@@ -278,7 +289,7 @@ class _Reader:
             seen.add(key)
             value = self.decoded(raw_value, f"parameter {_shown_name(key)}")
             if key in LIBPQ_PARAMETERS:
-                self.params[key] = value or ""
+                self.libpq(key, value or "")
             elif not self.recased(key) and not self.parameter(key, value):
                 unknown.append(key)
         newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
@@ -294,6 +305,16 @@ class _Reader:
                 f"ignores parameters {names}: they are not libpq parameters, which libpq "
                 "would refuse; neither the app nor the check gets them"
             )
+
+    def libpq(self, key: str, value: str) -> None:
+        """Keep a libpq parameter; an integer one must be a whole number, as libpq wants."""
+        if key in INTEGER_PARAMETERS:
+            try:
+                parse_whole_number(value)
+            except ValueError as exc:
+                self.problems.append(f"parameter {key}: {exc}")
+                return
+        self.params[key] = value
 
     def recased(self, key: str) -> bool:
         """A libpq name in another case (``SSLMODE``) is a problem: libpq refuses it, and

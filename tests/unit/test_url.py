@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight._url import LIBPQ_PARAMETERS, NEWER_PARAMETERS, UrlParts, parse_database_url
+from preflight._url import (
+    INTEGER_PARAMETERS,
+    LIBPQ_PARAMETERS,
+    NEWER_PARAMETERS,
+    UrlParts,
+    parse_database_url,
+)
 
 PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
 PW = quote(PASSWORD, safe="")
@@ -218,14 +224,15 @@ def test_problems(url: str, problem: str, parts: UrlParts) -> None:
 def test_every_libpq_parameter_is_kept(name: str) -> None:
     """Each libpq parameter in the query is kept, decoded; only one that needs a libpq
     newer than 15 gets a warning, naming the version."""
-    result = parse_database_url(f"postgres://h/db?{name}=a%20b&sslmode=disable")
+    value = "7" if name in INTEGER_PARAMETERS else "a b"
+    result = parse_database_url(f"postgres://h/db?{name}={quote(value)}&sslmode=disable")
     assert result.problems == ()
     if name in NEWER_PARAMETERS:
         (warning,) = result.warnings
         assert f"{name} (libpq {NEWER_PARAMETERS[name]})" in warning
     else:
         assert result.warnings == ()
-    assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, "a b"),))
+    assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, value),))
 
 
 @pytest.mark.parametrize("name", ["sslpassword", "password", "oauth_client_secret", "zz"])
@@ -256,6 +263,34 @@ def test_a_known_parameter_in_another_case_is_a_problem(query: str, name: str) -
     result = parse_database_url(f"postgres://u@h/db?{query}")
     (problem,) = result.problems
     assert f"write {name}" in problem.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "connect_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("10", True), (" 7 ", True), ("-1", True), ("abc", False), ("yes", False), ("1.5", False)],
+)
+def test_integer_parameters_are_whole_numbers(name: str, value: str, ok: bool) -> None:
+    """libpq refuses ``connect_timeout=abc`` at connection time (and the check would quietly
+    use its own): a problem naming the parameter, at once."""
+    result = parse_database_url(f"postgres://u@h/db?{name}={quote(value)}")
+    if ok:
+        assert result.problems == ()
+        assert result.value.params == ((name, value),)
+    else:
+        (problem,) = result.problems
+        assert problem.message.startswith(f"parameter {name}: ")
+        assert "whole number" in problem.message
 
 
 def test_unknown_parameters_warn() -> None:
