@@ -383,3 +383,12 @@ def test_ssl_warnings_use_the_urls_words() -> None:
     config = load({"DATABASE_URL": "postgres://u:p@db.example.com/app?sslmode=disable"})
     assert config.plan is not None
     assert any(w.startswith("sslmode=disable for an external host") for w in config.plan.warnings)
+
+
+def test_explain_shows_the_urls_own_target_session_attrs() -> None:
+    """``-rw`` host with ``target_session_attrs=any`` in the URL: the connection uses the
+    URL's value, and the plan (what explain shows) says the same, not read-write."""
+    config = load({"DATABASE_URL": "postgres://u:p@db-rw/app?target_session_attrs=any"})
+    assert config.plan is not None
+    assert config.plan.libpq_params()["target_session_attrs"] == "any"
+    assert config.plan.target_session_attrs == "any"
