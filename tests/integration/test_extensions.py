@@ -135,24 +135,25 @@ def _waiting_creators(server: Any) -> int:
     return int(row[0]) if row else 0
 
 
-def test_two_concurrent_creators_both_end_ready(make_server: ServerFactory, tmp_path: Path) -> None:
-    """Two replicas create hstore at the same moment: the loser's unique violation is
-    retried as extension_create_race, and both exit 0."""
-    server = make_server("race")
-    envs = [
-        app_env(
-            server,
-            tmp_path / str(n),
-            PREFLIGHT_REQUIRE_EXTENSIONS="hstore",
-            PREFLIGHT_CREATE_EXTENSIONS="true",
-            PREFLIGHT_TIMEOUT="60",
-        )
-        for n in (1, 2)
-    ]
-    for n in (1, 2):
+def _creators_at_once(
+    server: Any, tmp_path: Path, count: int, extension: str
+) -> tuple[list[int], list[str]]:
+    """``count`` replicas creating ``extension`` released at the same moment: their exit
+    codes and the reasons of every failed attempt."""
+    envs = []
+    for n in range(count):
         (tmp_path / str(n)).mkdir()
-    # A SHARE lock on pg_extension lets both read it (neither sees hstore) and holds both
-    # at the insert; released together, one inserts first and the other collides.
+        envs.append(
+            app_env(
+                server,
+                tmp_path / str(n),
+                PREFLIGHT_REQUIRE_EXTENSIONS=extension,
+                PREFLIGHT_CREATE_EXTENSIONS="true",
+                PREFLIGHT_TIMEOUT="60",
+            )
+        )
+    # A SHARE lock on pg_extension lets all read it (none sees the extension) and holds
+    # them at the insert; released together, one inserts first and the others collide.
     blocker = psycopg.connect(
         host=str(server.dir), port=server.port, user="postgres", dbname=APP_DB
     )
@@ -168,7 +169,7 @@ def test_two_concurrent_creators_both_end_ready(make_server: ServerFactory, tmp_
             )
             for env in envs
         ]
-        assert wait_for(lambda: _waiting_creators(server) == 2, timeout=30)
+        assert wait_for(lambda: _waiting_creators(server) == count, timeout=30)
     finally:
         blocker.rollback()
         blocker.close()
@@ -176,9 +177,28 @@ def test_two_concurrent_creators_both_end_ready(make_server: ServerFactory, tmp_
     for proc in procs:
         out, err = proc.communicate(timeout=60)
         results.append(cli.Run(proc.returncode, out, err, 0.0, cli.parse_events(err)))
-    assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
+    assert [r.code for r in results] == [0] * count, [r.stderr for r in results]
     reasons = [
         e["reason"] for r in results for e in r.events if e["event"] == "preflight.attempt_failed"
     ]
+    return [r.code for r in results], reasons
+
+
+def test_two_concurrent_creators_both_end_ready(make_server: ServerFactory, tmp_path: Path) -> None:
+    """Two replicas create hstore at the same moment: the loser's unique violation is
+    retried as extension_create_race, and both exit 0."""
+    server = make_server("race")
+    codes, reasons = _creators_at_once(server, tmp_path, 2, "hstore")
+    assert codes == [0, 0]
     assert reasons == ["extension_create_race"]
     assert "hstore" in _installed(server)
+
+
+def test_three_concurrent_creators_of_a_cascade(make_server: ServerFactory, tmp_path: Path) -> None:
+    """Three replicas (compose's superuser) create earthdistance and, by CASCADE, its cube at
+    the same moment: every collision is retried as a race, all three end ready."""
+    server = _superuser(make_server("race-cascade"))
+    codes, reasons = _creators_at_once(server, tmp_path, 3, "earthdistance")
+    assert codes == [0, 0, 0]
+    assert reasons == ["extension_create_race"] * 2  # both losers, once each
+    assert {"cube", "earthdistance"} <= _installed(server)
