@@ -483,7 +483,9 @@ def _url_secrets(url: str, result: UrlResult) -> list[str]:
             found += [userinfo, userinfo.partition(":")[2], userinfo.rpartition(":")[2]]
         secret = "|".join(sorted(SECRET_PARAMETERS))
         for match in re.finditer(rf"(?:^|[?&])(?:{secret})=([^&#]*)", rest, re.IGNORECASE):
-            found += [match.group(1), unquote(match.group(1))]
+            # where the parser gave up, the value may end at any URL delimiter after it
+            for value in {match.group(1), re.split(r"[:/@?\[\]]", match.group(1))[0]}:
+                found += [value, unquote(value)]
     return sorted(set(found) - {""})
 
 

@@ -128,6 +128,8 @@ _NAMES = {
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a path like /app&sslmode=require: the query's '?' forgotten
+_FORGOTTEN_QUESTION_MARK = re.compile(r"(?:^/|&)[A-Za-z_]+=")
 # a setting in libpq's ``options`` whose name says it holds a secret: -c x.password=...
 _OPTION_SECRET = re.compile(r"(?:password|passwd|secret|token)[^=\s]*=((?:\\.|\S)+)", re.I)
 _PERCENT_ADVICE = (
@@ -456,7 +458,12 @@ def parse_database_url(url: str) -> UrlResult:
             reader.set("password", reader.decoded(password, "the password"), via_query=False)
     reader.hostspec(hostspec)
     path, _, query = rest.partition("?")
-    if path.startswith("/"):
+    if _FORGOTTEN_QUESTION_MARK.search(path):
+        reader.problems.append(
+            "the database name: holds parameters (name=value after '&' or at its start): "
+            "a '?' is missing before them, as in /app?sslmode=require"
+        )
+    elif path.startswith("/"):
         reader.set("database", reader.decoded(path[1:], "the database name"), via_query=False)
     reader.query(query)
     return reader.result(scheme)

@@ -293,6 +293,18 @@ def test_integer_parameters_are_whole_numbers(name: str, value: str, ok: bool) -
         assert "whole number" in problem.message
 
 
+@pytest.mark.parametrize(
+    "path", ["/app&sslpassword=x", "/app&sslmode=require", "/sslmode=require", "/app&Port=1"]
+)
+def test_parameters_without_the_question_mark_are_a_problem(path: str) -> None:
+    """``/app&sslmode=require``: a '?' forgotten, not a database named so (whose name,
+    echoed by the server's error, would carry an sslpassword along)."""
+    result = parse_database_url(f"postgres://u@h{path}")
+    (problem,) = result.problems
+    assert "a '?' is missing" in problem.message
+    assert "sslpassword=x" not in problem.message
+
+
 def test_unknown_parameters_warn() -> None:
     """Parameters libpq does not know are a warning naming them, not a problem."""
     result = parse_database_url("postgres://h/db?zz=1&isolation_level=2&connect_timeout=3")
