@@ -109,12 +109,29 @@ def test_any_string_classifies(host: str) -> None:
     assert classify_host(host).kind in set(Kind)
 
 
+def _short_form(host: str) -> bool:
+    """``name.namespace`` or ``name.namespace.svc``: a form the pod's search list completes."""
+    labels = host.rstrip(".").split(".")
+    return len(labels) == 2 or (len(labels) == 3 and labels[2].lower() == "svc")
+
+
 @given(st.sampled_from([h for h, _, _ in CASES]))
 def test_case_and_trailing_dot_do_not_matter(host: str) -> None:
-    """Names compare case-insensitively with a trailing dot ignored."""
-    if host.startswith("/") or ":" in host:
+    """Names compare case-insensitively with a trailing dot ignored (but for the short
+    forms a trailing dot makes fully qualified: see the next test)."""
+    if host.startswith("/") or ":" in host or _short_form(host):
         return
     assert classify_host(host.rstrip(".").upper() + ".").kind == classify_host(host).kind
+
+
+@pytest.mark.parametrize(
+    "host", ["example.com.", "db.prod.", "balancer-postgres-rw.prod.", "pg-rw.prod.svc.", "x.y."]
+)
+def test_a_final_dot_makes_a_short_form_fully_qualified(host: str) -> None:
+    """``example.com.`` is a fully qualified name (the resolver's search list does not
+    complete it), so it is external, never an in-cluster ``name.namespace``."""
+    assert classify_host(host).kind == Kind.EXTERNAL
+    assert "final dot" in classify_host(host).evidence
 
 
 # --- host facts: one place answers each question --------------------------------
