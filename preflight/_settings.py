@@ -348,6 +348,10 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     """Read ``SQL_*`` and ``DATABASE_URL`` once: settings, every problem, the secrets."""
     out: list[Problem] = []
     secrets = [environ[n] for n in SECRET_VARIABLES if environ.get(n)]
+    if environ.get("PGOPTIONS"):  # -c app.password=...: a secret as in the URL's options
+        from ._url import option_secrets
+
+        secrets += option_secrets(environ["PGOPTIONS"])
     configured = any(environ.get(n, "").strip() for n in VARIABLES)
     url = _get(environ, "DATABASE_URL", out)
     engine = _engine(_get(environ, "SQL_ENGINE", out), url, out)

@@ -198,3 +198,24 @@ def test_a_broken_url_never_shows_its_secret(
     with redirect_stdout(out), redirect_stderr(err):
         main(["explain"], environ={"DATABASE_URL": url + after, "PREFLIGHT_LOG_FORMAT": "json"})
     assert not survives(out.getvalue() + err.getvalue(), secret)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=PASSWORDS, command=st.sampled_from([["explain"], ["check"]]))
+def test_a_secret_setting_in_pgoptions_is_withheld_like_the_urls_options(
+    tmp_path: Path, secret: str, command: list[str]
+) -> None:
+    """PGOPTIONS=-c app.password=... is withheld as the URL's options=... is."""
+    assume("\x00" not in secret and secret.strip() and not any(c.isspace() for c in secret))
+
+    def env(value: str) -> dict[str, str]:
+        found = {**DEV, "SQL_PASSWORD": NEUTRAL, "PREFLIGHT_LOG_FORMAT": "json"}
+        found["PGOPTIONS"] = f"-c search_path=app -c app.password={value}"
+        if command == ["check"]:
+            found["PREFLIGHT_JITTER"] = "2"  # a configuration error: no network here
+        return found
+
+    assume(not survives(outputs(env("Qq7-other-placeholder-3"), tmp_path / "t", *command), secret))
+    assert not survives(outputs(env(secret), tmp_path / "t", *command), secret)
