@@ -259,18 +259,23 @@ COMPOSE = {
     "SQL_USER": "balancer",
     "SQL_PASSWORD": "balancer",
 }
+# cfp-sandbox-cluster's ConfigMap (balancer/app/balancer.env) plus its sealed password.
+SANDBOX_ROW = "sandbox: CloudNativePG `-rw`"
+SANDBOX = {
+    **COMPOSE,
+    "SQL_HOST": "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
+    "SQL_DATABASE": "balancer",
+}
+RDS_ROW = "an RDS endpoint (example name; live's real `SQL_HOST` is sealed)"
 ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("compose (`config/env/dev.env`)", COMPOSE),
-    ("sandbox: CloudNativePG `-rw`", {**COMPOSE, "SQL_HOST": "balancer-postgres-rw"}),
-    (
-        "CloudNativePG, full service name",
-        {**COMPOSE, "SQL_HOST": "balancer-postgres-rw.balancer.svc.cluster.local"},
-    ),
+    (SANDBOX_ROW, SANDBOX),
+    ("CloudNativePG `-rw`, short name", {**COMPOSE, "SQL_HOST": "balancer-postgres-rw"}),
     ("CloudNativePG `-ro`", {**COMPOSE, "SQL_HOST": "balancer-postgres-ro"}),
     ("CloudNativePG Pooler", {**COMPOSE, "SQL_HOST": "balancer-pooler-rw"}),
     (
-        "live: RDS",
-        {**COMPOSE, "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com"},
+        RDS_ROW,
+        {**COMPOSE, "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com"},
     ),
     ("an external host", {**COMPOSE, "SQL_HOST": "db.example.com"}),
     ("`127.0.0.1`", {**COMPOSE, "SQL_HOST": "127.0.0.1"}),
@@ -282,7 +287,7 @@ ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
         "RDS with `SQL_SSL_MODE=verify-full`",
         {
             **COMPOSE,
-            "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com",
+            "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com",
             "SQL_SSL_MODE": "verify-full",
         },
     ),
