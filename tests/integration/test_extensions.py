@@ -45,7 +45,7 @@ def test_a_missing_dependency_is_exit_7_naming_it(
     message = _message(server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="earthdistance")
     assert "earthdistance needs cube, not installed either" in message
     assert "CREATE EXTENSION earthdistance CASCADE" in message
-    assert "set PREFLIGHT_CREATE_EXTENSIONS=true: this role may create it" in message
+    assert "set PREFLIGHT_CREATE_EXTENSIONS=true: this role may create earthdistance" in message
 
 
 def test_creation_creates_the_dependencies_too(make_server: ServerFactory, tmp_path: Path) -> None:
@@ -79,6 +79,17 @@ def test_an_untrusted_extension_says_who_can_create_it(
     assert "not trusted, so only a superuser" in message
     assert "PREFLIGHT_CREATE_EXTENSIONS" not in message
     assert "pageinspect" not in _installed(server)
+
+
+def test_with_creation_off_the_message_names_which_this_role_may_create(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """hstore (trusted) and pageinspect (not): the advice to turn creation on names hstore
+    only, and pageinspect gets who can create it."""
+    server = make_server("mixed")
+    message = _message(server, tmp_path, PREFLIGHT_REQUIRE_EXTENSIONS="hstore,pageinspect")
+    assert "set PREFLIGHT_CREATE_EXTENSIONS=true: this role may create hstore)" in message
+    assert f"role {APP_USER} may not create pageinspect" in message
 
 
 def test_a_role_without_create_privilege_is_told_who_can(
