@@ -128,6 +128,8 @@ def test_a_service_link_port_beside_database_url_is_one_warning() -> None:
         ("search SVC.Corp.Example.\n", "corp.example"),
         ("search example.com\n", None),
         ("search svc.\n", None),
+        ("search svc..\n", None),
+        ("search ns.svc.corp. svc.corp. corp.\n", "corp"),
         ("", None),
     ],
 )
@@ -155,8 +157,9 @@ def test_cluster_domain_override_classifies() -> None:
     config = load(env)
     assert config.plan is not None
     assert (config.plan.kind, config.plan.ssl.mode) == (Kind.CLOUDNATIVEPG, "prefer")
-    bad = load({**env, "SQL_CLUSTER_DOMAIN": "not a domain"})
-    assert [p.variable for p in bad.problems] == ["SQL_CLUSTER_DOMAIN"]
+    for wrong in ("not a domain", ".", "corp.example.."):  # one final dot only, as for hosts
+        bad = load({**env, "SQL_CLUSTER_DOMAIN": wrong})
+        assert [p.variable for p in bad.problems] == ["SQL_CLUSTER_DOMAIN"]
 
 
 @pytest.mark.parametrize(
