@@ -131,7 +131,11 @@ _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # a path like /app&sslmode=require: the query's '?' forgotten
 _FORGOTTEN_QUESTION_MARK = re.compile(r"(?:^/|&)[A-Za-z_]+=")
 # a setting in libpq's ``options`` whose name says it holds a secret: -c x.password=...
-_OPTION_SECRET = re.compile(r"(?:password|passwd|secret|token)[^=\s]*=((?:\\.|\S)+)", re.I)
+_OPTION_SECRET = re.compile(
+    r"(?:password|passwd|passphrase|pwd|secret|token|credential"
+    r"|(?:api|private|access)[_.-]?key)[^=\s]*=((?:\\.|\S)+)",
+    re.I,
+)
 _PERCENT_ADVICE = (
     "percent-encode these characters in the password: @ as %40, / as %2F, ? as %3F, "
     "# as %23 and % as %25"

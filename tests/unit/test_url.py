@@ -13,6 +13,7 @@ from preflight._url import (
     LIBPQ_PARAMETERS,
     NEWER_PARAMETERS,
     UrlParts,
+    option_secrets,
     parse_database_url,
 )
 
@@ -412,3 +413,27 @@ def test_encoded_parts_round_trip(user: str, password: str, database: str, port:
 def test_newer_parameters_are_libpq_parameters() -> None:
     """Every parameter with a version note is one the reader keeps."""
     assert NEWER_PARAMETERS.keys() <= LIBPQ_PARAMETERS
+
+
+@pytest.mark.parametrize(
+    ("options", "secrets"),
+    [
+        ("-c app.password=s1", ["s1"]),
+        ("-c app.passwd=s1 -c search_path=x", ["s1"]),
+        ("--vault.token=s1", ["s1"]),
+        ("-c app.secret=a\\ b", ["a\\ b"]),
+        ("-c pgcrypto.passphrase=s1", ["s1"]),
+        ("-c app.api_key=s1", ["s1"]),
+        ("-c app.apikey=s1", ["s1"]),
+        ("-c app.private_key=s1", ["s1"]),
+        ("-c app.access_key=s1", ["s1"]),
+        ("-c app.db_pwd=s1", ["s1"]),
+        ("-c app.credentials=s1", ["s1"]),
+        ("-c search_path=app -c statement_timeout=5s", []),
+        ("-c app.bypass_rls=on -c app.keepalive=1 -c app.monkey=x", []),
+    ],
+)
+def test_option_secrets_by_setting_name(options: str, secrets: list[str]) -> None:
+    """A -c setting named like a password, passphrase, secret, token, credential or an
+    API/private/access key holds a secret; other settings stay readable."""
+    assert option_secrets(options) == secrets
