@@ -92,18 +92,23 @@ def test_with_creation_off_the_message_names_which_this_role_may_create(
     assert f"role {APP_USER} may not create pageinspect" in message
 
 
-def test_a_role_without_create_privilege_is_told_who_can(
-    make_server: ServerFactory, tmp_path: Path
-) -> None:
-    """hstore is trusted, but a role without CREATE on the database may not create it: the
-    message names the database owner and the GRANT."""
-    server = make_server("no-create")
+def _visitor(server: Any) -> None:
+    """A login role that neither owns the app database nor may create in it."""
     with server.admin(APP_DB) as conn:
         conn.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                 sql.Identifier(VISITOR), sql.Literal(APP_PASSWORD)
             )
         )
+
+
+def test_a_role_without_create_privilege_is_told_who_can(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """hstore is trusted, but a role without CREATE on the database may not create it: the
+    message names the database owner and the GRANT."""
+    server = make_server("no-create")
+    _visitor(server)
     message = _message(
         server,
         tmp_path,
@@ -114,6 +119,30 @@ def test_a_role_without_create_privilege_is_told_who_can(
     assert f"role {VISITOR} may not create hstore" in message
     assert f"its owner {APP_USER}" in message
     assert f"GRANT CREATE ON DATABASE {APP_DB} TO {VISITOR}" in message
+
+
+def test_a_role_granted_create_makes_a_trusted_extension(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """The GRANT the message above advises is enough: a plain role with CREATE on the
+    database, not its owner, creates trusted hstore and ends ready."""
+    server = make_server("granted")
+    _visitor(server)
+    with server.admin(APP_DB) as conn:
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(APP_DB), sql.Identifier(VISITOR)
+            )
+        )
+    env = app_env(
+        server,
+        tmp_path,
+        SQL_USER=VISITOR,
+        PREFLIGHT_REQUIRE_EXTENSIONS="hstore",
+        PREFLIGHT_CREATE_EXTENSIONS="true",
+    )
+    assert run(env, tmp_path, 0).event("preflight.ready")["extensions"]["created"] == ["hstore"]
+    assert "hstore" in _installed(server)
 
 
 GHOST = {
