@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, NoReturn, TextIO
 from . import _events, _exit_codes, _termination
 from ._exit_codes import REASONS, ExitClass, Reason
 from ._failures import classify
+from ._options import DEFAULT_TERMINATION_LOG
 from ._redact import Redactor
 from ._settings import read_settings
 
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # file, DATABASE_URL), withheld from the first line on, settings errors included.
     for secret in read_settings(env).secrets:
         log.add_secret(secret)
-    termination = env.get("PREFLIGHT_TERMINATION_LOG") or _termination.DEFAULT_PATH
+    termination = env.get("PREFLIGHT_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
     run_ = Run(log, DEFAULT_TIMEOUT, termination)
     Signals(run_).install()
     try:

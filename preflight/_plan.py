@@ -44,10 +44,6 @@ class Plan(NamedTuple):
     def role(self) -> str | None:
         return self.host_class.role
 
-    @property
-    def sslmode(self) -> str:
-        return self.ssl.mode
-
     def libpq_params(self) -> dict[str, str]:
         """The connection parameters both the check and the app pass, without the password.
 

@@ -348,12 +348,7 @@ def _merge_url(
     warnings.extend(f"DATABASE_URL: {message}" for message in result.warnings)
     secrets.extend(_url_secrets(url, result))
     parts = result.parts
-    sslmode = None
-    if parts.sslmode is not None:
-        try:
-            sslmode = parse_sslmode(parts.sslmode)
-        except ValueError as exc:
-            out.append(Problem("DATABASE_URL", f"sslmode: {exc}"))
+    sslmode = parts.sslmode  # the URL parser admits only a valid mode, in its canonical form
     from_url: dict[str, object] = {
         "SQL_HOST": parts.host,
         "SQL_PORT": parts.port,
