@@ -12,8 +12,8 @@ The data flows one way, each step in its own private module:
 - attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
   ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
   ``_signals``, ``_cli``
-- ``django``: ``database_config()`` for the app's settings (standard library only);
-  ``_migrate``: ``python -m preflight.django migrate``
+- ``django/`` (standard library and Django only, nothing else): ``database_config()``
+  for the app's settings; ``__main__``: ``python -m preflight.django migrate``
 
 Importing this package imports only the standard library, and only what is used:
 the names below load their module on first access.

@@ -1,15 +1,16 @@
 """One root exception, one subclass per failure class.
 
-An error carries a :class:`Reason`; its class, exit code and default hint come
-from the table in ``_exit_codes``.  Build errors with :func:`error_for`, which
-picks the subclass from the reason, so a reason can never end up in the wrong
-class.
+An error carries a :class:`Reason`; its failure class, exit code and default
+hint are derived from the reason through the table in ``_exit_codes``, so they
+can never contradict it.  A subclass names the class its reasons belong to and
+refuses any other reason.  Build errors with :func:`error_for`, which picks the
+subclass from the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from . import _exit_codes
 from ._exit_codes import REASONS, ExitClass, Reason
@@ -26,15 +27,30 @@ class Problem(NamedTuple):
 
 
 class PreflightError(Exception):
-    """Root of every failure the preflight reports with an exit code."""
+    """Root of every failure the preflight reports with an exit code.
 
-    exit_class: ExitClass = _exit_codes.UNREACHABLE
+    Its failure class is the reason's (``exit_class``); the root takes any reason.
+    """
+
+    # The failure class every reason of this subclass belongs to (None: any).
+    kind: ClassVar[ExitClass | None] = None
 
     def __init__(self, message: str, *, reason: Reason, hint: str | None = None) -> None:
+        kind = type(self).kind
+        if kind is not None and REASONS[reason].exit_class is not kind:
+            raise TypeError(
+                f"{type(self).__name__} is {kind.name}, but the reason {reason} is "
+                f"{REASONS[reason].exit_class.name}: use error_for()"
+            )
         super().__init__(message)
         self.message = message
         self.reason = reason
         self.hint = REASONS[reason].hint if hint is None else hint
+
+    @property
+    def exit_class(self) -> ExitClass:
+        """The failure class, derived from the reason."""
+        return REASONS[self.reason].exit_class
 
     @property
     def exit_code(self) -> int:
@@ -53,13 +69,13 @@ class PreflightError(Exception):
 
 
 class UsageError(PreflightError):
-    exit_class = _exit_codes.USAGE
+    kind = _exit_codes.USAGE
 
 
 class ConfigError(PreflightError):
     """The environment is invalid; ``problems`` lists every problem found."""
 
-    exit_class = _exit_codes.CONFIG_INVALID
+    kind = _exit_codes.CONFIG_INVALID
 
     def __init__(
         self,
@@ -73,35 +89,35 @@ class ConfigError(PreflightError):
 
 
 class AuthFailed(PreflightError):
-    exit_class = _exit_codes.AUTH_FAILED
+    kind = _exit_codes.AUTH_FAILED
 
 
 class DatabaseMissing(PreflightError):
-    exit_class = _exit_codes.DATABASE_MISSING
+    kind = _exit_codes.DATABASE_MISSING
 
 
 class TlsFailed(PreflightError):
-    exit_class = _exit_codes.TLS_FAILED
+    kind = _exit_codes.TLS_FAILED
 
 
 class CheckFailed(PreflightError):
-    exit_class = _exit_codes.CHECK_FAILED
+    kind = _exit_codes.CHECK_FAILED
 
 
 class Unreachable(PreflightError):
     """The database did not answer (yet); retried until the deadline."""
 
-    exit_class = _exit_codes.UNREACHABLE
+    kind = _exit_codes.UNREACHABLE
 
 
 class InternalError(PreflightError):
     """A bug: an exception nobody expected (its message is never shown: it may hold input)."""
 
-    exit_class = _exit_codes.INTERNAL_ERROR
+    kind = _exit_codes.INTERNAL_ERROR
 
 
-_BY_CLASS: dict[ExitClass, type[PreflightError]] = {
-    cls.exit_class: cls
+_BY_CLASS: dict[ExitClass | None, type[PreflightError]] = {
+    cls.kind: cls
     for cls in (
         UsageError,
         AuthFailed,

@@ -1,4 +1,4 @@
-"""Every event name the preflight logs, in one place (the README's log table)."""
+"""Every event name the preflight logs, in one place (the log tables of the docs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ LIBPQ_NOTICE = "preflight.libpq_notice"
 REPLICA_CLUSTER_SUSPECTED = "preflight.replica_cluster_suspected"
 TERMINATION_LOG_UNWRITABLE = "preflight.termination_log_unwritable"
 
-# python -m preflight.django migrate (preflight/_migrate.py)
+# python -m preflight.django migrate (preflight/django/__main__.py)
 MIGRATE_COMMAND = "preflight.migrate.command"
 MIGRATE_COMMAND_FAILED = "preflight.migrate.command_failed"
 MIGRATE_CURRENT = "preflight.migrate.current"

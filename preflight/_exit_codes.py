@@ -2,9 +2,9 @@
 
 Every failure the preflight reports has a :class:`Reason`; each reason belongs
 to one :class:`ExitClass`, which fixes the exit code and whether waiting can
-heal it.  The ``--help`` epilog and the README's exit-code and troubleshooting
-tables are generated from ``CLASSES`` and ``REASONS`` (a test keeps the README
-in step), so there is no second list to forget.
+heal it.  The ``--help`` epilog, the README's exit-code table and the troubleshooting
+table (docs/troubleshooting.md) are generated from ``CLASSES`` and ``REASONS`` (a
+test keeps the docs in step), so there is no second list to forget.
 """
 
 from __future__ import annotations

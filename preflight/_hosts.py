@@ -1,6 +1,6 @@
 """Host classification: which kind of PostgreSQL does ``SQL_HOST`` point at?
 
-Pure logic, no I/O.  The rules are a table (first match wins); the README
+Pure logic, no I/O.  The rules are a table (first match wins); docs/configuration.md
 shows the same table and a test keeps the two in step.
 """
 
@@ -41,7 +41,7 @@ CLUSTER_DOMAIN = "cluster.local"
 
 
 # One row per rule, in the order they are tried.  ``RULES`` is what the
-# README's classification table is checked against.
+# classification table in docs/configuration.md is generated from.
 RULES: tuple[tuple[Kind, str], ...] = (
     (
         Kind.LOCAL,

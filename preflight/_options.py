@@ -1,7 +1,7 @@
 """The preflight's own knobs: ``PREFLIGHT_*`` variables and their flags.
 
-``SPECS`` is the one table: the CLI builds its flags from it and the README's
-options table is generated from it.  The Django helper never reads these.
+``SPECS`` is the one table: the CLI builds its flags from it and the options
+table in docs/configuration.md is generated from it.  The Django helper never reads these.
 """
 
 from __future__ import annotations

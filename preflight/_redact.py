@@ -6,7 +6,7 @@ server messages, hints) the whole token around it is. Comparison happens after
 :func:`normalise`, so escaped, re-cased, re-spaced and percent-encoded copies are
 found as well.
 
-The "carries" rule (docs/redaction.md explains why):
+The "carries" rule (docs/security.md explains why):
 
 - both sides are compared after :func:`normalise`;
 - a secret whose normalised form has fewer than :data:`SHORT_SECRET` characters

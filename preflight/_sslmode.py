@@ -1,7 +1,7 @@
 """SSL mode choice: which libpq ``sslmode`` a kind of database gets.
 
-Pure logic, no I/O.  ``DEFAULTS`` is what the README's SSL table is generated
-from.  In-cluster kinds get ``prefer``, libpq's own default: TLS wherever the
+Pure logic, no I/O.  ``DEFAULTS`` is what the SSL table in docs/configuration.md is
+generated from.  In-cluster kinds get ``prefer``, libpq's own default: TLS wherever the
 server offers it (CloudNativePG always does), plain text where it does not, and
 a server that accepts only TLS works.  Outside the cluster TLS is required.
 """

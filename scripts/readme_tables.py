@@ -1,9 +1,11 @@
-"""Generate the README's reference tables from the code, or check they are current.
+"""Generate the docs' reference tables from the code, or check they are current.
 
-    python scripts/readme_tables.py          # rewrite the generated blocks in README.md
-    python scripts/readme_tables.py --check  # exit 1 when README.md is out of date
+    python scripts/readme_tables.py          # rewrite the generated blocks in every page
+    python scripts/readme_tables.py --check  # exit 1 when a page is out of date
 
-Each block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``.
+Each block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``, in
+whichever page (README.md, CONTRIBUTING.md, docs/*.md) holds it; each block is in
+exactly one page.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from preflight import _exit_codes, _options, _settings
 from preflight._hosts import RULES
 from preflight._sslmode import DEFAULTS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pages() -> list[Path]:
+    """Every Markdown page of the documentation."""
+    return [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def classification() -> list[str]:
@@ -76,25 +83,39 @@ def _replacement(body: str) -> Callable[[re.Match[str]], str]:
     return lambda match: match.group(1) + body + match.group(2)
 
 
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", re.DOTALL)
+
+
 def render(text: str) -> str:
-    """``text`` with every generated block replaced by what the code says now."""
+    """``text`` with every generated block it holds replaced by what the code says now."""
     for name, block in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(<!-- end: {name} -->)", re.DOTALL)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no generated block {name!r}")
-        text = pattern.sub(_replacement("\n".join(block()) + "\n"), text)
+        text = _pattern(name).sub(_replacement("\n".join(block()) + "\n"), text)
     return text
 
 
+def placement(texts: dict[str, str]) -> dict[str, list[str]]:
+    """Block name -> the pages (by name) that hold it; each must hold exactly one."""
+    return {
+        name: [page for page, text in texts.items() if _pattern(name).search(text)]
+        for name in BLOCKS
+    }
+
+
 def main(argv: list[str]) -> int:
-    current = README.read_text()
-    fresh = render(current)
+    texts = {str(path.relative_to(ROOT)): path.read_text() for path in pages()}
+    misplaced = {name: at for name, at in placement(texts).items() if len(at) != 1}
+    if misplaced:
+        print(f"each generated block must be in exactly one page: {misplaced}")
+        return 1
+    stale = [page for page, text in texts.items() if render(text) != text]
     if "--check" in argv:
-        if fresh != current:
-            print("README.md tables are out of date: run python scripts/readme_tables.py")
+        if stale:
+            print(f"tables out of date in {', '.join(stale)}: run python scripts/readme_tables.py")
             return 1
         return 0
-    README.write_text(fresh)
+    for page in stale:
+        (ROOT / page).write_text(render(texts[page]))
     return 0
 
 

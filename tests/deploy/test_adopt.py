@@ -2,7 +2,7 @@
 
 Steps 4 and 5 (the compose override, the components in the cluster repos) are
 tested in test_compose.py and test_k8s.py; this file covers steps 1 to 3 with
-the exact snippets the README gives.
+the exact snippets docs/adopting-balancer.md gives.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import pytest
 from tests.support import cli, k8s
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
-GUIDE = README[README.index("## Adopt in balancer") : README.index("## Troubleshooting")]
+GUIDE = (ROOT / "docs" / "adopting-balancer.md").read_text()
 
 
 def _block(language: str, index: int = 0) -> str:

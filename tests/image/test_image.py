@@ -48,8 +48,8 @@ def test_base_image_is_pinned_by_digest() -> None:
         "${BASE_IMAGE} AS build",
         "${BASE_IMAGE}",
     ]
-    readme = (image.ROOT / "README.md").read_text()
-    assert "docker buildx imagetools inspect python:3.11-slim-bookworm" in readme
+    deployment = (image.ROOT / "docs" / "deployment.md").read_text()
+    assert "docker buildx imagetools inspect python:3.11-slim-bookworm" in deployment
 
 
 def test_image_installs_the_check_extra() -> None:
@@ -137,13 +137,13 @@ def test_image_check_against_nothing() -> None:
     assert (failed["event"], failed["reason"]) == ("preflight.failed", "refused")
 
 
-# What the image may add on top of its base: the budget the README cites.
+# What the image may add on top of its base: the budget docs/deployment.md cites.
 FOOTPRINT_BUDGET_BYTES = 18_000_000
 
 
 @pytest.mark.usefixtures("built")
 def test_image_footprint_within_budget() -> None:
-    """The venv layer the image adds stays within the 18 MB budget (figures in the README)."""
+    """The venv layer the image adds stays within the 18 MB budget (docs/deployment.md)."""
     size, files = image.venv_footprint()
     print(f"venv layer: {size / 1e6:.1f} MB in {files} files")
     assert 0 < size <= FOOTPRINT_BUDGET_BYTES

@@ -1,4 +1,4 @@
-"""The app and the check agree: the agreement matrix of the README.
+"""The app and the check agree: the agreement matrix of docs/check.md.
 
 For each scenario, the APP (the test project in tests/fixtures/djangoapp, whose
 settings use ``database_config()``) runs its real ``manage.py migrate`` in an

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from preflight._migrate import LOCK_KEY_SQL, lock_key
+from preflight.django._lock import LOCK_KEY_SQL, lock_key
 from tests.support import appvenv, cli, pg
 
 CELLS = {

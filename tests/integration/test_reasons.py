@@ -1,4 +1,4 @@
-"""Every reason the README documents comes from a real scenario.
+"""Every reason the docs document comes from a real scenario.
 
 Most reasons have their scenario next to the feature (test_check, test_environment,
 test_migrate, test_pooler, test_faults); the ones with no other home are here, and

@@ -242,7 +242,7 @@ def test_known_variables_get_no_warning() -> None:
 
 
 def test_empty_log_format_counts_as_unset() -> None:
-    """PREFLIGHT_LOG_FORMAT= (empty) is the default, as the README says."""
+    """PREFLIGHT_LOG_FORMAT= (empty) is the default, as docs/configuration.md says."""
     config = load({**BASE, "PREFLIGHT_LOG_FORMAT": ""})
     assert (config.problems, config.options.log_format) == ((), "auto")
 

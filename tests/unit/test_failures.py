@@ -133,7 +133,7 @@ def test_every_reason_has_a_hint() -> None:
     ],
 )
 def test_reason_to_exit_code(reason: str, exit_code: int, retried: bool) -> None:
-    """Every reason maps to the exit code the README's table gives its class."""
+    """Every reason maps to the exit code the exit-code table gives its class."""
     info = REASONS[Reason(reason)]
     assert (info.exit_class.code, info.retried) == (exit_code, retried)
 

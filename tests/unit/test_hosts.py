@@ -1,4 +1,4 @@
-"""Host classification: one row per rule of the README table, and properties."""
+"""Host classification: one row per rule of the docs' table, and properties."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ CASES = [
 
 @pytest.mark.parametrize(("host", "kind", "role"), CASES)
 def test_classification_table(host: str, kind: Kind, role: str | None) -> None:
-    """Each host lands in the kind (and role) the README table gives it."""
+    """Each host lands in the kind (and role) the docs' table gives it."""
     result = classify_host(host)
     assert (result.kind, result.role) == (kind, role)
     assert result.evidence

@@ -1,4 +1,4 @@
-"""The README's reference tables are generated from the code and are current."""
+"""The docs' reference tables are generated from the code and are current."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from preflight import _events, _exit_codes, _settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+CHECK = (ROOT / "docs" / "check.md").read_text()
+MIGRATIONS = (ROOT / "docs" / "migrations.md").read_text()
+TROUBLESHOOTING = (ROOT / "docs" / "troubleshooting.md").read_text()
 
 
 def _tables() -> ModuleType:
@@ -26,30 +30,64 @@ def _tables() -> ModuleType:
     return module
 
 
-def test_generated_tables_are_current() -> None:
-    """Regenerating the README's tables from the code changes nothing."""
-    assert _tables().render(README) == README
+def _pages() -> dict[str, str]:
+    return {str(path.relative_to(ROOT)): path.read_text() for path in _tables().pages()}
+
+
+@pytest.mark.parametrize("page", sorted(_pages()))
+def test_generated_tables_are_current(page: str) -> None:
+    """Regenerating a page's tables from the code changes nothing."""
+    text = (ROOT / page).read_text()
+    assert _tables().render(text) == text
+
+
+def test_every_table_is_in_exactly_one_page() -> None:
+    """Each generated block renders into one page: none lost in the split, none twice."""
+    placement = _tables().placement(_pages())
+    assert placement == {
+        "classification": ["docs/configuration.md"],
+        "ssl-defaults": ["docs/configuration.md"],
+        "exit-codes": ["README.md"],
+        "reasons": ["docs/troubleshooting.md"],
+        "options": ["docs/configuration.md"],
+    }
 
 
 def test_a_changed_table_is_noticed() -> None:
     """The check would fail if a table drifted from the code."""
-    stale = README.replace("| `refused` |", "| `refused-typo` |", 1)
-    assert stale != README
-    assert _tables().render(stale) == README
+    stale = TROUBLESHOOTING.replace("| `refused` |", "| `refused-typo` |", 1)
+    assert stale != TROUBLESHOOTING
+    assert _tables().render(stale) == TROUBLESHOOTING
+
+
+def test_the_script_reports_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`readme_tables.py --check` exits 1 for a stale page and 0 once rewritten."""
+    tables = _tables()
+    for page, text in _pages().items():
+        (tmp_path / page).parent.mkdir(exist_ok=True)
+        (tmp_path / page).write_text(text)
+    stale = tmp_path / "docs" / "configuration.md"
+    stale.write_text(CONFIGURATION.replace("| `local` | `prefer` |", "| `local` | `require` |"))
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    assert tables.main(["--check"]) == 1
+    assert tables.main([]) == 0
+    assert tables.main(["--check"]) == 0
+    assert stale.read_text() == CONFIGURATION
 
 
 @pytest.mark.parametrize("variable", _settings.VARIABLES)
-def test_readme_documents_variable(variable: str) -> None:
-    """Every SQL_* variable the parser reads has a row in the README."""
-    assert f"| `{variable}` |" in README
+def test_configuration_documents_variable(variable: str) -> None:
+    """Every SQL_* variable the parser reads has a row in the configuration page."""
+    assert f"| `{variable}` |" in CONFIGURATION
 
 
 @pytest.mark.parametrize(
     "event", [v for k, v in vars(_events).items() if k.isupper() and isinstance(v, str)]
 )
-def test_readme_documents_event(event: str) -> None:
-    """Every event name the preflight logs is in the README's log table."""
-    assert f"| `{event}` |" in README
+def test_docs_document_event(event: str) -> None:
+    """Every event name is in a log table: the check's page, or the migrations page."""
+    page = MIGRATIONS if event.startswith("preflight.migrate.") else CHECK
+    assert f"| `{event}` |" in page
 
 
 def test_help_epilog_comes_from_the_table() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -36,19 +35,14 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NamedTuple, NoReturn, TextIO
 
-from . import _events, _exit_codes, _termination
-from ._exit_codes import REASONS, ExitClass, Reason
-from ._failures import classify
-from ._options import DEFAULT_TERMINATION_LOG
-from ._redact import Redactor
-from ._settings import read_settings
+from .. import _events, _exit_codes, _termination
+from .._exit_codes import REASONS, ExitClass, Reason
+from .._failures import classify
+from .._options import DEFAULT_TERMINATION_LOG
+from .._redact import Redactor
+from .._settings import read_settings
+from ._lock import lock_key, lock_parts
 
-LOCK_PREFIX = "preflight.migrate:"
-# The same key computed by the server, for people looking at pg_locks.
-LOCK_KEY_SQL = (
-    "SELECT ('x' || left(encode(sha256(convert_to("
-    "'preflight.migrate:' || current_database(), 'UTF8')), 'hex'), 16))::bit(64)::bigint"
-)
 POLL_SECONDS = 0.25  # how often a waiter asks again (plus up to 20 % jitter)
 LOG_EVERY_SECONDS = 5.0  # how often a waiter logs that it is still waiting
 DEFAULT_TIMEOUT = 60.0
@@ -59,22 +53,6 @@ MIGRATION_HINT = (
 )
 PENDING_HINT = REASONS[Reason.MIGRATIONS_PENDING].hint
 LOCK_HINT = REASONS[Reason.MIGRATION_LOCK_HELD].hint
-
-
-def lock_key(database: str) -> int:
-    """The advisory lock key for ``database``: a signed 64-bit integer.
-
-    The first 8 bytes, big-endian, of SHA-256 of ``"preflight.migrate:" +
-    database`` (UTF-8).  :data:`LOCK_KEY_SQL` computes the same on the server.
-    """
-    digest = hashlib.sha256((LOCK_PREFIX + database).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def lock_parts(key: int) -> tuple[int, int]:
-    """``(classid, objid)`` under which ``pg_locks`` shows a bigint advisory key."""
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    return unsigned >> 32, unsigned & 0xFFFFFFFF
 
 
 # --- the process: logs, signals, exit ---
@@ -604,3 +582,7 @@ def _check(run_: Run, db: Database) -> int:
     waited = _wait(run_, db, awaited)
     run_.log.emit("info", _events.MIGRATE_CURRENT, waited=waited, elapsed=run_.elapsed())
     return 0
+
+
+if __name__ == "__main__":  # python -m preflight.django migrate [--then CMD ...] | --check
+    raise SystemExit(main())

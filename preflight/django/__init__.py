@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, Problem
-from ._plan import build_plan
-from ._settings import POSTGRESQL_ENGINE, SQLITE_ENGINE, read_settings
+from .._errors import ConfigError, Problem
+from .._plan import build_plan
+from .._settings import POSTGRESQL_ENGINE, SQLITE_ENGINE, read_settings
 
 __all__ = ["database_config"]
 
@@ -85,9 +85,3 @@ def database_config(
         "PORT": params.pop("port"),
         "OPTIONS": params,
     }
-
-
-if __name__ == "__main__":  # python -m preflight.django migrate [--then CMD ...] | --check
-    from . import _migrate
-
-    raise SystemExit(_migrate.main())

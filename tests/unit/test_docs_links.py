@@ -1,0 +1,117 @@
+"""Every relative link and anchor in README.md, CONTRIBUTING.md and docs/*.md resolves."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FENCE = re.compile(r"^ *```.*?^ *```", re.MULTILINE | re.DOTALL)
+CODE = re.compile(r"`[^`\n]*`")
+LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
+
+
+def pages(root: Path) -> list[Path]:
+    """The documentation pages whose links are checked."""
+    return [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = heading.replace("`", "").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """Every anchor GitHub gives the headings of ``text`` (repeats get -1, -2, ...)."""
+    seen: Counter[str] = Counter()
+    found = set()
+    for heading in HEADING.findall(FENCE.sub("", text)):
+        base = slug(heading)
+        found.add(base if seen[base] == 0 else f"{base}-{seen[base]}")
+        seen[base] += 1
+    return found
+
+
+def _resolves(path: Path, anchor: str) -> bool:
+    if not path.exists():
+        return False
+    if not anchor:
+        return True
+    return path.suffix == ".md" and anchor in anchors(path.read_text())
+
+
+def broken_links(root: Path) -> list[str]:
+    """``page: target`` for each relative link whose file or anchor does not exist."""
+    broken = []
+    for page in pages(root):
+        text = page.read_text()
+        for target in LINK.findall(CODE.sub("", FENCE.sub("", text))):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            if not _resolves(resolved, anchor):
+                broken.append(f"{page.relative_to(root)}: {target}")
+    return broken
+
+
+def test_every_relative_link_and_anchor_resolves() -> None:
+    """No page links to a missing file or a heading that is not there."""
+    assert broken_links(ROOT) == []
+
+
+def test_the_pages_link_to_each_other() -> None:
+    """The README links every page under docs/ and CONTRIBUTING.md (the check has links)."""
+    readme = (ROOT / "README.md").read_text()
+    linked = set(LINK.findall(readme))
+    for page in pages(ROOT)[1:]:
+        assert str(page.relative_to(ROOT)) in linked
+
+
+@pytest.mark.parametrize(
+    ("link", "found"),
+    [
+        ("[ok](docs/check.md#logs)", False),
+        ("[ok](#contents)", False),
+        ("[missing page](docs/nothing.md)", True),
+        ("[missing anchor](docs/check.md#no-such-heading)", True),
+        ("[missing local anchor](#nowhere)", True),
+        ("[anchor into code](Makefile#test)", True),
+        ("`[in code](docs/nothing.md)`", False),
+        ("[web](https://example.invalid/nothing)", False),
+    ],
+)
+def test_a_broken_link_is_found(tmp_path: Path, link: str, found: bool) -> None:
+    """The checker reports a missing file or anchor, and ignores code and web links."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "check.md").write_text("# The check\n\n## Logs\n")
+    (tmp_path / "Makefile").write_text("test:\n")
+    (tmp_path / "CONTRIBUTING.md").write_text("# Contributing\n")
+    (tmp_path / "README.md").write_text(f"# Title\n\n## Contents\n\n{link}\n")
+    assert bool(broken_links(tmp_path)) is found
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("libpq's own environment (`PG*`)", "libpqs-own-environment-pg"),
+        ("Security: the password never shows", "security-the-password-never-shows"),
+        ("The app and the check agree", "the-app-and-the-check-agree"),
+        ("docker compose", "docker-compose"),
+        ("0.3.0 - 2026-11-30", "030---2026-11-30"),
+    ],
+)
+def test_slug_is_githubs(heading: str, anchor: str) -> None:
+    """Headings become the anchors GitHub generates for them."""
+    assert slug(heading) == anchor
+
+
+def test_repeated_headings_are_numbered() -> None:
+    """A second heading with the same text gets the suffix -1."""
+    assert anchors("## Tests\n\n## Tests\n") == {"tests", "tests-1"}
