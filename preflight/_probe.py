@@ -8,7 +8,6 @@ a classified :class:`PreflightError`; the deadline leaves it as
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -25,11 +24,6 @@ from ._hosts import Kind
 from ._plan import Plan
 from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
-
-# psycopg reports what it ignores while closing a connection the deadline cut short
-# through the logging module; the preflight's own events say what happened.
-logging.getLogger("psycopg").addHandler(logging.NullHandler())
-logging.getLogger("psycopg").propagate = False
 
 
 class Extensions(NamedTuple):

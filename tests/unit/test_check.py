@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from preflight import Reason, load
+from preflight import Reason
 from preflight._check import Outcome, RetryDetails, check
+from preflight._config import load
 from preflight._errors import PreflightError, error_for
 from preflight._options import Options
 from preflight._plan import Plan
