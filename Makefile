@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps venv clean bench chaos
+.PHONY: demo test test-fast lint system-deps venv clean bench chaos chaos-migrate
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -51,3 +51,9 @@ bench: system-deps $(STAMP)
 CHAOS_RUNS ?= 500
 chaos: system-deps $(STAMP)
 	$(BIN)/python -m benchmarks.run chaos --chaos-runs $(CHAOS_RUNS)
+
+# Concurrent migrate runners (3-5 a run) under randomised faults: rewrites the migrate
+# chaos section of benchmarks/RESULTS.md.  Needs root (the freeze uses TCP repair mode).
+MIGRATE_CHAOS_RUNS ?= 200
+chaos-migrate: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks.run migrate-chaos --chaos-runs $(MIGRATE_CHAOS_RUNS)

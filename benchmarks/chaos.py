@@ -30,12 +30,21 @@ import signal
 import subprocess
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.common import PREFLIGHT, Servers, base_env, event_time, percentile, verdict
+from benchmarks.common import (
+    PREFLIGHT,
+    Servers,
+    base_env,
+    chaos_rounds,
+    event_time,
+    grouped,
+    percentile,
+    verdict,
+)
 from tests.support import faults, pg
 from tests.support.cli import isolated
 from tests.support.pgbouncer import PgBouncer
@@ -553,23 +562,16 @@ def run_one(lab: Lab, kind: Callable[[Lab, random.Random], Fault], rng: random.R
 def run(servers: Servers, smoke: bool, *, runs: int, seed: int) -> str:
     rng = random.Random(seed)
     lab = Lab(servers)
-    kinds = list(KINDS)
-    order = [kinds[i % len(kinds)] for i in range(runs)]  # every kind, evenly
-    rng.shuffle(order)
-    outcomes: list[Outcome] = []
-    started = time.monotonic()
-    for number, kind in enumerate(order, 1):
-        outcome = run_one(lab, kind, rng)
-        outcomes.append(outcome)
-        if number % 25 == 0 or smoke:
-            print(f"chaos {number}/{runs} {time.monotonic() - started:.0f}s", flush=True)
-    return report(outcomes, runs, seed, time.monotonic() - started)
+
+    def one(kind: Callable[[Lab, random.Random], Fault], _: int) -> Outcome:
+        return run_one(lab, kind, rng)
+
+    outcomes, took = chaos_rounds(KINDS, runs, rng, one, "chaos", 1 if smoke else 25)
+    return report(outcomes, runs, seed, took)
 
 
 def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
-    by_kind: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        by_kind[outcome.kind.split(":")[0]].append(outcome)
+    by_kind = grouped(outcomes, lambda outcome: outcome.kind.split(":")[0])
     false_ready = [o for o in outcomes if o.false_ready]
     fatal = [o for o in outcomes if o.fatal]
     overruns = [o.overrun for o in outcomes if o.overrun is not None]

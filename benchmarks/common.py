@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -150,6 +151,39 @@ def stop_cleanly(server: pg.LocalServer) -> None:
     subprocess.run(
         server.server_command("stop", "-m", "fast", "-w"), check=False, capture_output=True
     )
+
+
+Kind = TypeVar("Kind")
+Result = TypeVar("Result")
+
+
+def chaos_rounds(
+    kinds: Sequence[Kind],
+    runs: int,
+    rng: random.Random,
+    one: Callable[[Kind, int], Result],
+    label: str,
+    every: int,
+) -> tuple[list[Result], float]:
+    """``runs`` runs of ``one(kind, number)``, every kind evenly, in a random order;
+    (their results, seconds taken).  Progress goes to stdout every ``every`` runs."""
+    order = [kinds[i % len(kinds)] for i in range(runs)]
+    rng.shuffle(order)
+    results: list[Result] = []
+    started = time.monotonic()
+    for number, kind in enumerate(order, 1):
+        results.append(one(kind, number))
+        if number % every == 0:
+            print(f"{label} {number}/{runs} {time.monotonic() - started:.0f}s", flush=True)
+    return results, time.monotonic() - started
+
+
+def grouped(results: Sequence[Result], key: Callable[[Result], str]) -> dict[str, list[Result]]:
+    """``results`` by ``key``, in their order."""
+    groups: dict[str, list[Result]] = {}
+    for result in results:
+        groups.setdefault(key(result), []).append(result)
+    return groups
 
 
 class Servers:

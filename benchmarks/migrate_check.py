@@ -1,49 +1,42 @@
-"""What the schema gate costs: ``preflight.django migrate --check`` against Django's own.
+"""7. The migrate runner's cost, against Django's own commands, and the schema gate.
 
-    .venv/bin/python -m benchmarks.migrate_check                 # prints a Markdown section
-    .venv/bin/python -m benchmarks.migrate_check --runs 3 --notice 1   # a quick look
+    .venv/bin/python -m benchmarks.run migrate-cost            # RESULTS.md section 7
+    .venv/bin/python -m benchmarks.run migrate-cost --smoke    # a quick look
 
-Both commands run in the app venvs of the tests (tests/support/appvenv.py:
+Every command runs in the app venvs of the tests (tests/support/appvenv.py:
 balancer's Django 4.2.3 + psycopg2-binary 2.9.6, and Django 5.2 + psycopg 3),
 in the test project (tests/fixtures/djangoapp), against a throwaway local
-server whose schema is current, alternating, each under GNU time for its peak
-RSS.  Then the notice latency: ``--check`` waits on a fresh database while a
-runner migrates, and the time from the last migration's commit (the server's
-``django_migrations.applied``) to the gate's exit is measured.
+server whose schema is current, the sides alternating, each under GNU time
+for its peak RSS:
+
+- ``python -m preflight.django migrate`` (system checks included, as
+  ``manage.py migrate`` runs them) against ``manage.py migrate``: target
+  within 5 % in wall time and in peak RSS (ratio of medians);
+- ``--skip-checks`` beside them, where the runner has it: what the checks cost;
+- ``migrate --check`` against ``manage.py migrate --check``, separately.
+
+Then the notice latency: ``--check`` waits on a fresh database while a runner
+migrates, and the time from the last migration's commit (the server's
+``django_migrations.applied``) to the gate's exit is measured; and the time
+from SIGTERM to the exit of a runner inside a long migration statement.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
-import platform
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import Servers, verdict
+from tests.support import appvenv, pg
+from tests.support import migrate as m
 
-from tests.support import appvenv, cli, pg  # noqa: E402 - the tests' helpers
-
-
-def env_for(server: pg.LocalServer, database: str, **extra: str) -> dict[str, str]:
-    return cli.base_env(
-        SQL_HOST=server.host,
-        SQL_PORT=str(server.port),
-        SQL_DATABASE=database,
-        SQL_USER=pg.APP_USER,
-        SQL_PASSWORD=pg.APP_PASSWORD,
-        DJANGO_SETTINGS_MODULE="appsite.settings",
-        PREFLIGHT_TERMINATION_LOG=os.devnull,
-        **extra,
-    )
+TITLE = "7. The migrate runner: cost against manage.py, and the schema gate"
+TARGET = 1.05  # the runner within 5 % of manage.py migrate
 
 
 def measured(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
@@ -63,42 +56,87 @@ def measured(command: Sequence[str], env: dict[str, str]) -> tuple[float, int]:
         return wall, int(report.read().split()[-1])
 
 
-def create_database(server: pg.LocalServer, name: str) -> None:
-    with server.admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{pg.APP_USER}"')
+def _runner(venv: appvenv.AppVenv, *args: str) -> list[str]:
+    return appvenv.app_command(venv, "-m", "preflight.django", "migrate", *args)
 
 
-def cost(server: pg.LocalServer, venv: appvenv.AppVenv, runs: int) -> list[str]:
-    database = f"bench_{venv.spec.name.replace('-', '_')}"
-    create_database(server, database)
-    env = env_for(server, database)
-    gate = appvenv.app_command(venv, "-m", "preflight.django", "migrate")
-    subprocess.run(gate, cwd=appvenv.DJANGOAPP, env=env, capture_output=True, check=True)
-    sides = {
-        "preflight.django migrate --check": [*gate, "--check"],
-        "manage.py migrate --check": appvenv.app_command(venv, "manage.py", "migrate", "--check"),
-    }
+def _skips_checks(venv: appvenv.AppVenv, env: dict[str, str]) -> bool:
+    """Whether this runner has ``--skip-checks``."""
+    done = subprocess.run(
+        [*_runner(venv), "--help"], cwd=appvenv.DJANGOAPP, env=env, capture_output=True, text=True
+    )
+    return "--skip-checks" in done.stdout
+
+
+def _alternate(
+    sides: dict[str, list[str]], env: dict[str, str], runs: int
+) -> dict[str, list[tuple[float, int]]]:
+    """Each side ``runs`` times, in turn (the order rotating each round)."""
     results: dict[str, list[tuple[float, int]]] = {name: [] for name in sides}
-    for _ in range(runs):
-        for name, command in sides.items():
-            results[name].append(measured(command, env))
+    names = list(sides)
+    for round_ in range(runs):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            results[name].append(measured(sides[name], env))
+    return results
+
+
+def _rows(
+    venv: appvenv.AppVenv, results: dict[str, list[tuple[float, int]]], baseline: str
+) -> list[str]:
+    base_wall = statistics.median(w for w, _ in results[baseline])
+    base_rss = statistics.median(r for _, r in results[baseline])
     rows = []
     for name, values in results.items():
         walls = [wall for wall, _ in values]
         rss = [kib / 1024 for _, kib in values]
         rows.append(
-            f"| {venv.spec.name} | `{name}` | {statistics.median(walls) * 1000:.0f} ms "
-            f"(min {min(walls) * 1000:.0f}, max {max(walls) * 1000:.0f}) "
-            f"| {statistics.median(rss):.1f} MiB (max {max(rss):.1f}) |"
+            f"| {venv.spec.name} | `{name}` | {statistics.median(walls) * 1000:.0f} "
+            f"({min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}) "
+            f"| {statistics.median(walls) / base_wall:.3f} "
+            f"| {statistics.median(rss):.1f} ({max(rss):.1f}) "
+            f"| {statistics.median(rss) * 1024 / base_rss:.3f} |"
         )
     return rows
 
 
-def notice(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> float:
+def cost(
+    server: pg.LocalServer, venv: appvenv.AppVenv, runs: int
+) -> tuple[list[str], list[str], list[tuple[str, float, float]]]:
+    """(migrate rows, --check rows, [(venv, wall ratio, RSS ratio)] of runner vs manage.py)."""
+    database = m.new_database(server, f"cost_{venv.spec.name.replace('-', '_')}")
+    env = m.app_env(server.host, server.port, database)
+    subprocess.run(_runner(venv), cwd=appvenv.DJANGOAPP, env=env, capture_output=True, check=True)
+    manage = appvenv.app_command(venv, "manage.py", "migrate")
+    migrate_sides = {"manage.py migrate": manage, "preflight.django migrate": _runner(venv)}
+    if _skips_checks(venv, env):
+        migrate_sides["preflight.django migrate --skip-checks"] = _runner(venv, "--skip-checks")
+    migrated = _alternate(migrate_sides, env, runs)
+    checked = _alternate(
+        {
+            "manage.py migrate --check": [*manage, "--check"],
+            "preflight.django migrate --check": _runner(venv, "--check"),
+        },
+        env,
+        runs,
+    )
+
+    def ratio(key: int) -> float:
+        ours = statistics.median(v[key] for v in migrated["preflight.django migrate"])
+        theirs = statistics.median(v[key] for v in migrated["manage.py migrate"])
+        return float(ours / theirs)
+
+    return (
+        _rows(venv, migrated, "manage.py migrate"),
+        _rows(venv, checked, "manage.py migrate --check"),
+        [(venv.spec.name, ratio(0), ratio(1))],
+    )
+
+
+def notice(server: pg.LocalServer, venv: appvenv.AppVenv) -> float:
     """Seconds from the last migration's commit to the waiting gate's exit."""
-    database = f"notice_{venv.spec.name.replace('-', '_')}_{number}"
-    create_database(server, database)
-    env = env_for(server, database)
+    database = m.new_database(server, f"notice_{venv.spec.name.replace('-', '_')}")
+    env = m.app_env(server.host, server.port, database)
     gate = appvenv.app_command(venv, "-m", "preflight.django", "migrate")
     checker = subprocess.Popen(
         [*gate, "--check"],
@@ -119,11 +157,10 @@ def notice(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> float:
     return float((exited - row[0]).total_seconds())
 
 
-def stop_time(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> float:
+def stop_time(server: pg.LocalServer, venv: appvenv.AppVenv) -> float:
     """Seconds from SIGTERM to exit for a runner inside a 60 s ``pg_sleep`` migration."""
-    database = f"stop_{venv.spec.name.replace('-', '_')}_{number}"
-    create_database(server, database)
-    env = env_for(server, database, DJANGOAPP_SLOW_SECONDS="60")
+    database = m.new_database(server, f"stop_{venv.spec.name.replace('-', '_')}")
+    env = m.app_env(server.host, server.port, database, DJANGOAPP_SLOW_SECONDS="60")
     runner = subprocess.Popen(
         appvenv.app_command(venv, "-m", "preflight.django", "migrate"),
         cwd=appvenv.DJANGOAPP,
@@ -143,40 +180,54 @@ def stop_time(server: pg.LocalServer, venv: appvenv.AppVenv, number: int) -> flo
     return time.perf_counter() - sent
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=15, help="runs of each command per venv")
-    parser.add_argument("--notice", type=int, default=5, help="notice-latency runs per venv")
-    args = parser.parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
-    base.chmod(0o755)
-    server = pg.LocalServer(pg.Template(base), "bench-migrate")
-    server.start()
-    try:
-        pg.create_app_database(server)
-        venvs = [appvenv.ready(appvenv.BALANCER), appvenv.ready(appvenv.SPECS[3])]
-        rows: list[str] = []
-        latencies: dict[str, list[float]] = {}
-        stops: dict[str, list[float]] = {}
-        for venv in venvs:
-            rows += cost(server, venv, args.runs)
-            latencies[venv.spec.name] = [notice(server, venv, n) for n in range(args.notice)]
-            stops[venv.spec.name] = [stop_time(server, venv, n) for n in range(args.notice)]
-    finally:
-        server.destroy()
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def run(servers: Servers, smoke: bool) -> str:
+    runs, repeats = (2, 1) if smoke else (15, 5)
+    server = servers.make("bench-migrate")
+    venvs = [appvenv.ready(appvenv.BALANCER), appvenv.ready(appvenv.SPECS[3])]
+    migrate_rows: list[str] = []
+    check_rows: list[str] = []
+    ratios: list[tuple[str, float, float]] = []
+    latencies: dict[str, list[float]] = {}
+    stops: dict[str, list[float]] = {}
+    for venv in venvs:
+        rows, checks, ratio = cost(server, venv, runs)
+        migrate_rows += rows
+        check_rows += checks
+        ratios += ratio
+        latencies[venv.spec.name] = [notice(server, venv) for _ in range(repeats)]
+        stops[venv.spec.name] = [stop_time(server, venv) for _ in range(repeats)]
+    header = (
+        "| app venv | command | wall ms, median (min-max) | x first row | "
+        "peak RSS MiB, median (max) | x first row |"
+    )
     lines = [
-        "## Schema gate: `migrate --check` cost and notice latency",
+        f"The schema is current (nothing to apply); each command {runs} times per venv, "
+        "the commands alternating (the order rotating each round); wall time from process "
+        f"start to exit, peak RSS from GNU time. Shared machine: ratios of medians in one "
+        f"run, {datetime.datetime.now(datetime.UTC):%H:%M} UTC.",
         "",
-        f"`.venv/bin/python -m benchmarks.migrate_check --runs {args.runs} "
-        f"--notice {args.notice}` on {stamp}, {platform.python_version()}, "
-        f"{os.cpu_count()} cores (shared). The schema is current; each command runs "
-        f"{args.runs} times per venv, alternating; wall time from process start to exit, "
-        "peak RSS from GNU time.",
+        "`migrate`: the runner (system checks included, as `manage.py migrate` runs them) "
+        "against `manage.py migrate`:",
         "",
-        "| app venv | command | wall time, median | peak RSS, median |",
-        "|---|---|---|---|",
-        *rows,
+        header,
+        "|---|---|---|---|---|---|",
+        *migrate_rows,
+        "",
+    ]
+    for name, wall, rss in ratios:
+        ok = wall <= TARGET and rss <= TARGET
+        lines.append(
+            f"- Target ({name}): the runner within 5 % of `manage.py migrate`: wall "
+            f"{wall:.3f}x, peak RSS {rss:.3f}x: **{verdict(ok)}**."
+        )
+    lines += [
+        "",
+        "`--check` (the schema gate: no system checks, nothing applied), reported "
+        "separately, against Django's `manage.py migrate --check`:",
+        "",
+        header,
+        "|---|---|---|---|---|---|",
+        *check_rows,
         "",
         "Notice latency: `--check` waits on a fresh database while a runner applies the "
         "four migrations (one sleeps 1 s); from the last migration's commit "
@@ -202,9 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {name} | {len(values)} | {statistics.median(values) * 1000:.0f} ms "
             f"| {max(values) * 1000:.0f} ms |"
         )
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # pragma: no cover - use `python -m benchmarks.run migrate-cost`
+    raise SystemExit("run: python -m benchmarks.run migrate-cost [--smoke]")

@@ -3,8 +3,11 @@ and its section of benchmarks/RESULTS.md is rewritten when it runs.
 
     make bench                         # every scenario but chaos, full counts (minutes)
     make chaos                         # the randomised fault injection (benchmarks/chaos.py)
+    make chaos-migrate                 # concurrent migrate runners under faults (migrate_chaos.py)
     .venv/bin/python -m benchmarks.run startup recovery herd jitter image
     .venv/bin/python -m benchmarks.run chaos --chaos-runs 600
+    .venv/bin/python -m benchmarks.run migrate-chaos --chaos-runs 200
+    .venv/bin/python -m benchmarks.run migrate-cost   # the runner against manage.py migrate
     .venv/bin/python -m benchmarks.run --smoke --out /tmp/r.md   # seconds; what the tests run
 
 Each comparison runs both sides in the same run, alternating, and reports
@@ -33,8 +36,13 @@ SCENARIOS = {
     "jitter": "jitter",
     "image": "image",
     "chaos": "chaos",
+    "migrate-chaos": "migrate_chaos",
+    "migrate-cost": "migrate_check",
 }
-# What `make bench` runs; chaos has its own target (`make chaos`), it takes long.
+# Parts that take --chaos-runs: (default runs, smoke runs).
+CHAOS_RUNS = {"chaos": (500, 14), "migrate-chaos": (200, 9)}
+# What `make bench` runs; the chaos runs have their own targets (`make chaos`,
+# `make chaos-migrate`), they take long.
 DEFAULT = ["startup", "recovery", "herd", "jitter", "image"]
 HEADER = "Written by `benchmarks/run.py` (one module per section); do not edit by hand."
 
@@ -106,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny counts, for the tests")
     parser.add_argument(
-        "--chaos-runs", type=int, default=None, help="chaos runs (default 500, smoke 14)"
+        "--chaos-runs",
+        type=int,
+        default=None,
+        help="chaos runs (chaos: default 500, smoke 14; migrate-chaos: 200, smoke 9)",
     )
     parser.add_argument("--chaos-seed", type=int, default=1, help="chaos random seed")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
@@ -124,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for part, module in zip(parts, modules, strict=True):
             if args.smoke and not getattr(module, "SMOKE", True):
                 continue
-            if part == "chaos":
-                runs = args.chaos_runs or (14 if args.smoke else 500)
+            if part in CHAOS_RUNS:
+                full, small = CHAOS_RUNS[part]
+                runs = args.chaos_runs or (small if args.smoke else full)
                 body = module.run(servers, args.smoke, runs=runs, seed=args.chaos_seed)
                 run_command = f"{command} --chaos-runs {runs} --chaos-seed {args.chaos_seed}"
             else:

@@ -7,7 +7,7 @@ The data flows one way, each step in its own private module:
 - settings -> plan: ``_hosts`` (classification), ``_sslmode`` (SSL choice),
   ``_trust`` (``system`` CA), ``_libpq_env`` (``PG*``), ``_plan``
 - plan -> attempt: ``_dns`` (lookup under the deadline), ``_probe`` (one
-  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff, deadline),
+  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff), ``_deadline``,
   ``_check`` (the loop, with an instrumentation hook)
 - attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
   ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
@@ -24,6 +24,8 @@ the retry loop, psycopg and tenacity load on the first :func:`check`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._api import Outcome, check, explain
 from ._errors import (
     AuthFailed,
@@ -39,7 +41,12 @@ from ._errors import (
 )
 from ._exit_codes import ExitClass, Reason
 
-__version__ = "0.2.0"
+if TYPE_CHECKING:
+    __version__: str  # read from the installed metadata on first access
+
+# The distribution whose installed metadata holds the version (written once, in
+# pyproject.toml); ``__version__`` is read from it on first access.
+DISTRIBUTION = "django-db-preflight"
 
 __all__ = [
     "AuthFailed",
@@ -58,3 +65,11 @@ __all__ = [
     "check",
     "explain",
 ]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
+    raise AttributeError(f"module 'preflight' has no attribute {name!r}")

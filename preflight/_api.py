@@ -62,7 +62,7 @@ def run(
     if on_plan is not None:
         on_plan(plan)
     from ._check import check as loop
-    from ._retry import Deadline
+    from ._deadline import Deadline
 
     options = config.options
     deadline = Deadline(options.timeout, start=started)

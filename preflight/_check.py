@@ -4,6 +4,13 @@ The loop does not log.  It reports each failed attempt to an instrumentation
 hook (``on_retry``, as stamina's instrumentation does) and returns an
 :class:`Outcome` that carries the attempts and the time taken, whether the
 database became ready or not.
+
+Between two logins it sleeps the backoff, except after a refusal: then nothing
+listens, and the pause knocks every 25-50 ms (:func:`_probe.knock`, the first
+step of the next login, which a refusal keeps from reaching any server) and
+ends the moment something answers, the next login going on from that knock.
+A pause ends early at most once, so logins never come faster than the
+schedule; after anything but a refusal the pause is the plain backoff.
 """
 
 from __future__ import annotations
@@ -12,12 +19,13 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from ._deadline import Deadline, DeadlineReached
 from ._errors import PreflightError, error_for
 from ._exit_codes import Reason
 from ._options import Options
 from ._plan import Plan
-from ._probe import ServerFacts, probe, require
-from ._retry import Backoff, Deadline, DeadlineReached, is_retryable, retrying
+from ._probe import Doorstep, ServerFacts, knock, probe, require
+from ._retry import Backoff, retrying
 
 
 class RetryDetails(NamedTuple):
@@ -40,7 +48,11 @@ class Probe(Protocol):
         require_extensions: tuple[str, ...] = (),
         create_extensions: bool = False,
         reread_password: bool = False,
+        doorstep: Doorstep | None = None,
     ) -> ServerFacts: ...
+
+
+Knock = Callable[[Doorstep, float], "bool | None"]
 
 
 class Outcome(NamedTuple):
@@ -66,37 +78,26 @@ def _deadline_error(
     return error_for(Reason.TIMEOUT, f"{when}: nothing answered in time")
 
 
-def _run(
-    attempt: Callable[[], ServerFacts],
-    before_sleep: Callable[[PreflightError, int, float], None],
+def _knock_meanwhile(
+    delay: float,
     deadline: Deadline,
     backoff: Backoff,
-    options: Options,
+    knock: Callable[[float], bool | None],
     sleep: Callable[[float], Any],
-) -> ServerFacts:
-    """The first attempt, then (only if it failed and can heal) the tenacity loop.
-
-    Most runs meet a database that is up and end after one attempt, so the retry
-    machinery is built only when it is needed: tenacity's import is 4 ms, 3% of the
-    start-up floor (benchmarks/RESULTS.md).
-    """
-    try:
-        return attempt()
-    except PreflightError as failure:
-        if not is_retryable(failure, options.retry_auth) or deadline.remaining() <= 0:
-            raise
-        delay = max(0.0, min(backoff.delay(1), deadline.remaining()))
-        before_sleep(failure, 1, delay)
-        sleep(delay)
-    loop = retrying(
-        deadline=deadline,
-        backoff=backoff,
-        retry_auth=options.retry_auth,
-        before_sleep=before_sleep,
-        sleep=sleep,
-        first=2,
-    )
-    return loop(attempt)
+) -> None:
+    """Sleep ``delay``, knocking every :data:`_retry.KNOCK_GAP`; stop at an answer."""
+    until = deadline.elapsed() + delay
+    while (left := until - deadline.elapsed()) > 0:
+        sleep(min(left, backoff.knock_gap()))
+        left = until - deadline.elapsed()
+        if left <= 0:
+            return
+        knocked = knock(left)
+        if knocked is None:  # nowhere to knock: sleep out the rest
+            sleep(left)
+            return
+        if knocked:
+            return
 
 
 def check(
@@ -108,12 +109,14 @@ def check(
     deadline: Deadline | None = None,
     sleep: Callable[[float], Any] = time.sleep,
     backoff: Backoff | None = None,
+    knock: Knock = knock,
 ) -> Outcome:
     """Probe until ready, a failure that cannot heal, or the deadline."""
     deadline = deadline or Deadline(options.timeout)
     backoff = backoff or Backoff(options.backoff_initial, options.backoff_max, options.jitter)
     attempts = 0
     last: PreflightError | None = None
+    doorstep = Doorstep()
 
     def attempt() -> ServerFacts:
         nonlocal attempts
@@ -125,6 +128,7 @@ def check(
             require_extensions=options.require_extensions,
             create_extensions=options.create_extensions,
             reread_password=options.retry_auth and attempts > 1,
+            doorstep=doorstep,
         )
         require(facts, plan.kind)
         return facts
@@ -134,11 +138,26 @@ def check(
         last = error
         on_retry(RetryDetails(number, error, delay, deadline.elapsed(), options.timeout))
 
+    def pause(delay: float) -> None:
+        if last is not None and last.reason is Reason.REFUSED:
+            _knock_meanwhile(delay, deadline, backoff, lambda wait: knock(doorstep, wait), sleep)
+        else:
+            sleep(delay)
+
+    loop = retrying(
+        deadline=deadline,
+        backoff=backoff,
+        retry_auth=options.retry_auth,
+        before_sleep=before_sleep,
+        sleep=pause,
+    )
     try:
         with deadline.alarm():
-            facts = _run(attempt, before_sleep, deadline, backoff, options, sleep)
+            facts = loop(attempt)
     except PreflightError as error:
         return Outcome(None, error, attempts, deadline.elapsed())
     except DeadlineReached as cut:
         return Outcome(None, _deadline_error(cut, last, deadline), attempts, deadline.elapsed())
+    finally:
+        doorstep.close()
     return Outcome(facts, None, attempts, deadline.elapsed())

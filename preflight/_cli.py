@@ -31,19 +31,13 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 COMMANDS = ("check", "explain")
-DISTRIBUTION = "django-db-preflight"
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    """The installed distribution's version (``preflight.__version__``)."""
+    from . import __version__
 
-    try:
-        return installed(DISTRIBUTION)
-    except PackageNotFoundError:
-        from . import __version__
-
-        return __version__
+    return str(__version__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -378,9 +372,10 @@ def _quiet_psycopg() -> None:
     logger.propagate = False
 
 
-def _release_broken_streams() -> None:
-    """A stream that cannot be flushed is swapped for /dev/null, so that Python's own
-    flush at exit cannot turn the outcome into exit 120."""
+def _flush_outputs() -> None:
+    """Flush stdout and stderr.  A stream that cannot take it (closed, a broken pipe,
+    a full disk) is swapped for /dev/null: output never changes the outcome, not
+    even through Python's own flush at exit (which would make it exit 120)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:
@@ -391,9 +386,19 @@ def _release_broken_streams() -> None:
 
 
 def run(started: float | None = None) -> NoReturn:
+    """The process: run the command, flush what it wrote, and leave at once.
+
+    Once the outcome is written (the last event and the termination message go
+    out unbuffered, stdout is flushed here) nothing is left to do, so the process
+    ends with ``os._exit``: no interpreter teardown, which took about 40 ms after
+    the answer (benchmarks/RESULTS.md).  An exit status that is not a number
+    (argparse's own exit with a message) takes the ordinary way out.
+    """
     try:
         code: int | str | None = main(started=started)
     except SystemExit as leaving:  # --help, argparse's own exit
         code = leaving.code
-    _release_broken_streams()
+    _flush_outputs()
+    if code is None or isinstance(code, int):
+        os._exit(code or 0)
     sys.exit(code)

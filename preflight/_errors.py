@@ -107,6 +107,12 @@ class CheckFailed(PreflightError):
     kind = _exit_codes.CHECK_FAILED
 
 
+class PoolerRefused(PreflightError):
+    """The migrate runner will not take its lock through a connection pooler."""
+
+    kind = _exit_codes.POOLER
+
+
 class Unreachable(PreflightError):
     """The database did not answer (yet); retried until the deadline."""
 
@@ -127,6 +133,7 @@ _BY_CLASS: dict[ExitClass | None, type[PreflightError]] = {
         DatabaseMissing,
         TlsFailed,
         CheckFailed,
+        PoolerRefused,
         Unreachable,
         InternalError,
     )

@@ -50,6 +50,12 @@ TLS_FAILED = ExitClass(
 CHECK_FAILED = ExitClass(
     "check_failed", 7, "a required extension is missing, or a migration failed"
 )
+POOLER = ExitClass(
+    "pooler",
+    8,
+    "the migrate runner reached a connection pooler (a CloudNativePG Pooler by name, or a "
+    "session that changes server under it): it refuses before taking any lock",
+)
 UNREACHABLE = ExitClass(
     "unreachable", 10, "the deadline passed while the database could not be reached or used yet"
 )
@@ -65,6 +71,7 @@ CLASSES: tuple[ExitClass, ...] = (
     DATABASE_MISSING,
     TLS_FAILED,
     CHECK_FAILED,
+    POOLER,
     UNREACHABLE,
     INTERRUPTED,
 )
@@ -102,6 +109,10 @@ class Reason(enum.StrEnum):
     MIGRATION_FAILED = "migration_failed"
     MIGRATIONS_PENDING = "migrations_pending"
     MIGRATION_LOCK_HELD = "migration_lock_held"
+    MIGRATION_LOCK_LOST = "migration_lock_lost"
+    MIGRATION_POOLER = "migration_pooler"
+    SYSTEM_CHECKS_FAILED = "system_checks_failed"
+    FOLLOW_UP_FAILED = "follow_up_failed"
     CONFIG_INVALID = "config_invalid"
     LIBPQ_OPTION = "libpq_option"
     USAGE = "usage"
@@ -249,6 +260,32 @@ REASONS: dict[Reason, ReasonInfo] = {
         True,
         "another runner holds the migration lock (pid shown): its migrations or follow-up "
         "commands are still running, or it is stuck; pg_stat_activity shows what it does",
+    ),
+    Reason.MIGRATION_LOCK_LOST: ReasonInfo(
+        CHECK_FAILED,
+        False,
+        "the migrate runner's lock session ended mid-run (the server, a proxy or the network "
+        "ended it), so it stopped before the next migration or command: the next runner "
+        "takes over; read the server's log for why the session ended",
+    ),
+    Reason.MIGRATION_POOLER: ReasonInfo(
+        POOLER,
+        False,
+        "migrate must reach PostgreSQL itself, not a pooler: set SQL_HOST for the migrate "
+        "container to the Cluster's -rw service (CloudNativePG) or the server's own address; "
+        "RDS Proxy is fine (it pins the session)",
+    ),
+    Reason.SYSTEM_CHECKS_FAILED: ReasonInfo(
+        CHECK_FAILED,
+        False,
+        "Django's system checks found errors (listed above, as manage.py check shows them): "
+        "fix them, or pass --skip-checks to migrate without them",
+    ),
+    Reason.FOLLOW_UP_FAILED: ReasonInfo(
+        CHECK_FAILED,
+        False,
+        "a --then command failed under the lock (its exit status is the runner's; "
+        "statuses outside 1-255 become 1): read its output",
     ),
     Reason.CONFIG_INVALID: ReasonInfo(
         CONFIG_INVALID,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from ._errors import PreflightError, error_for
 from ._exit_codes import Reason
 
 # (pattern, reason): first match wins, searched in the lower-cased message.
@@ -141,3 +142,32 @@ def classify(
     if sqlstate == "55000" and "not currently accepting connections" in described:
         return Reason.DATABASE_CLOSED, described
     return reason_for_message(described), described
+
+
+_NO_ENCRYPTION_HINT = (
+    "pg_hba.conf rejects this connection without encryption: the server takes only "
+    "TLS (hostssl, rds.force_ssl=1), so use SQL_SSL_MODE=prefer or stronger "
+    "instead of disable, or add a host rule"
+)
+
+
+def driver_error(exc: BaseException) -> PreflightError:
+    """A psycopg 3 or psycopg2 error (bare, or wrapped by Django) as the preflight's error.
+
+    Duck-typed, so it imports neither driver: the check and the migrate runner
+    classify the same failure to the same reason, message and hint.
+    """
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    pgconn = getattr(cause, "pgconn", None)
+    raw = getattr(pgconn, "error_message", None) if pgconn is not None else None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) and raw else str(cause)
+    # psycopg 3 calls it sqlstate, psycopg2 pgcode.
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    timed_out = "ConnectionTimeout" in {k.__name__ for k in type(cause).__mro__}
+    reason, message = classify(
+        text, sqlstate=sqlstate if isinstance(sqlstate, str) else None, timed_out=timed_out
+    )
+    hint = None
+    if reason is Reason.PG_HBA_REJECTED and "no encryption" in message:
+        hint = _NO_ENCRYPTION_HINT
+    return error_for(reason, message or type(cause).__name__, hint=hint)

@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line on stderr, or a console view on a TTY.
 
 Every event has an ISO-8601 UTC ``timestamp``, a ``level`` and a dotted
-``event`` name.  The last processor before rendering passes every value
+``event`` name; the JSON line itself comes from ``_jsonlog``, which the migrate
+runner writes through as well.  The last processor before rendering passes every value
 through the run's :class:`Redactor`, so a password cannot reach the log even
 by accident; keys, event names and levels are never touched.  A log line that
 cannot be written (stderr closed, a broken pipe, a full disk) is dropped:
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from ._jsonlog import SafeStream, add_timestamp, render
 from ._redact import Redactor
 
 _redactor = Redactor()
@@ -33,24 +35,6 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
     return redacted
 
 
-class _SafeLogger:
-    """Writes one rendered line; an output failure is swallowed, never raised."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self._stream = stream
-
-    def msg(self, message: str) -> None:
-        if self._stream is None:
-            return
-        try:
-            self._stream.write(message + "\n")
-            self._stream.flush()
-        except (OSError, ValueError):
-            self._stream = None  # closed, broken or full: stop trying
-
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
-
-
 def configure(fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog; ``fmt`` is ``auto``, ``json`` or ``console``."""
     out = stream if stream is not None else sys.stderr
@@ -62,16 +46,16 @@ def configure(fmt: str = "auto", stream: TextIO | None = None) -> None:
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=tty)
         if console
-        else structlog.processors.JSONRenderer(sort_keys=False)
+        else render  # the line the migrate runner writes too (_jsonlog)
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_timestamp,
             _redact,
             renderer,
         ],
-        logger_factory=lambda *_args: _SafeLogger(out),
+        logger_factory=lambda *_args: SafeStream(out),
         cache_logger_on_first_use=False,
     )
 

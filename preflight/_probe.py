@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
+from ._deadline import Deadline, DeadlineReached
 from ._dns import ResolveError, needs_lookup, resolve
 from ._errors import CheckFailed, PreflightError, error_for
 from ._exit_codes import REASONS, Reason
-from ._failures import classify
+from ._failures import classify, driver_error
 from ._hosts import Kind
 from ._plan import Plan
-from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
 
 
@@ -176,28 +178,18 @@ def _conninfo(
 
 
 def _failure(exc: psycopg.Error, plan: Plan) -> PreflightError:
-    raw = None
-    if exc.pgconn is not None and exc.pgconn.error_message:
-        raw = exc.pgconn.error_message.decode("utf-8", "replace")
-    reason, message = classify(
-        raw or str(exc),
-        sqlstate=getattr(exc, "sqlstate", None),
-        timed_out=isinstance(exc, psycopg.errors.ConnectionTimeout),
-    )
+    error = driver_error(exc)  # what the migrate runner says of the same failure
     negotiation = plan.libpq_env.variables.get("PGSSLNEGOTIATION", "")
-    if reason is Reason.CONNECTION_LOST and negotiation.lower() == "direct":
-        reason = Reason.LIBPQ_OPTION
-        message += (
-            " (PGSSLNEGOTIATION=direct: servers before PostgreSQL 17 close a direct TLS handshake)"
+    if error.reason is Reason.CONNECTION_LOST and negotiation.lower() == "direct":
+        return error_for(
+            Reason.LIBPQ_OPTION,
+            error.message
+            + " (PGSSLNEGOTIATION=direct: servers before PostgreSQL 17 close a direct TLS "
+            "handshake)",
         )
-    hint = _dns_hint(plan.host) if reason is Reason.DNS else None
-    if reason is Reason.PG_HBA_REJECTED and "no encryption" in message:
-        hint = (
-            "pg_hba.conf rejects this connection without encryption: the server takes only "
-            "TLS (hostssl, rds.force_ssl=1), so use SQL_SSL_MODE=prefer or stronger "
-            "instead of disable, or add a host rule"
-        )
-    return error_for(reason, message or type(exc).__name__, hint=hint)
+    if error.reason is Reason.DNS:
+        return error_for(Reason.DNS, error.message, hint=_dns_hint(plan.host))
+    return error
 
 
 @contextlib.contextmanager
@@ -246,17 +238,122 @@ def _libpq_stderr() -> Iterator[list[str]]:
         lines[:] = [line for line in lines if line]
 
 
+class Doorstep:
+    """Where the next login would connect, and a login a knock has already started.
+
+    The check loop keeps one between attempts: each attempt writes down the
+    connection strings it used (:attr:`doors`), :func:`knock` leaves the login it
+    started (:attr:`started`), and the next attempt goes on with that login.
+    """
+
+    def __init__(self) -> None:
+        self.doors: list[tuple[str | None, str]] = []  # (address, conninfo), last attempt's
+        self.started: tuple[str | None, pq.abc.PGconn] | None = None
+
+    def take(self) -> tuple[str | None, pq.abc.PGconn] | None:
+        started, self.started = self.started, None
+        return started
+
+    def close(self) -> None:
+        """Drop a started login nobody went on with (the deadline came first)."""
+        started = self.take()
+        if started is not None:
+            started[1].finish()
+
+
+def _refused(pgconn: pq.abc.PGconn) -> bool:
+    message = pgconn.error_message.decode("utf-8", "replace")
+    return classify(message)[0] is Reason.REFUSED
+
+
+def _knock_at(pgconn: pq.abc.PGconn, wait: float) -> bool:
+    """True when the connection libpq started is refused: nothing listens there.
+
+    Anything else (the port answers, another failure, no answer within ``wait``)
+    is False: the login goes on from where it is.
+    """
+    end = time.monotonic() + wait
+    while True:
+        if pgconn.status == pq.ConnStatus.BAD:
+            return _refused(pgconn)
+        status = pgconn.connect_poll()
+        if status == pq.PollingStatus.FAILED:
+            return _refused(pgconn)
+        left = end - time.monotonic()
+        if status != pq.PollingStatus.WRITING or left <= 0:
+            return False  # connected (libpq now waits for the server), or still on its way
+        select.select([], [pgconn.socket], [], left)
+
+
+def knock(doorstep: Doorstep, wait: float) -> bool | None:
+    """Start the next login now, if anything answers where the last one connected.
+
+    A knock is the first step of a login (libpq's own non-blocking connect, about
+    0.1 ms): refused, it reached no server, because nothing listens; otherwise the
+    login it started is left in ``doorstep.started`` for the next attempt, so a
+    knock never adds a connection the server sees.  Returns True when a login
+    was started, False when every address refused, None when there is nowhere
+    to knock (no attempt has connected yet).
+    """
+    if not doorstep.doors:
+        return None
+    for address, conninfo in doorstep.doors:
+        pgconn = pq.PGconn.connect_start(conninfo.encode())
+        try:
+            refused = _knock_at(pgconn, wait)
+        except BaseException:
+            pgconn.finish()
+            raise
+        if not refused:
+            doorstep.started = (address, pgconn)
+            return True
+        pgconn.finish()
+    return False
+
+
+def _go_on(pgconn: pq.abc.PGconn, deadline: Deadline, timeout: int) -> psycopg.Connection[Any]:
+    """Finish a login a knock started: what ``psycopg.connect`` does after libpq's
+    first poll, within the per-attempt timeout."""
+    end = time.monotonic() + deadline.connect_timeout(timeout)
+    try:
+        while (status := pgconn.connect_poll()) != pq.PollingStatus.OK:
+            if status == pq.PollingStatus.FAILED:
+                message = pgconn.error_message.decode("utf-8", "replace")
+                raise psycopg.OperationalError(f"connection failed: {message}")
+            left = end - time.monotonic()
+            if left <= 0:
+                raise psycopg.errors.ConnectionTimeout("connection timeout expired")
+            fd = pgconn.socket
+            if status == pq.PollingStatus.READING:
+                select.select([fd], [], [], left)
+            else:
+                select.select([], [fd], [], left)
+    except BaseException:
+        pgconn.finish()
+        raise
+    pgconn.nonblocking = 1
+    return psycopg.Connection(pgconn)
+
+
 def _connect(
-    plan: Plan, deadline: Deadline, timeout: int, reread: bool
+    plan: Plan, deadline: Deadline, timeout: int, reread: bool, doorstep: Doorstep | None
 ) -> tuple[psycopg.Connection[Any], str | None, tuple[str, ...]]:
-    """Log in, trying each address of the name in turn within the deadline."""
-    addresses = _addresses(plan, deadline, timeout)
+    """Log in, trying each address of the name in turn within the deadline (or go
+    on with the login a knock started)."""
+    started = doorstep.take() if doorstep is not None else None
+    addresses = [started[0]] if started else _addresses(plan, deadline, timeout)
+    doors: list[tuple[str | None, str]] = []
     last: PreflightError | None = None
     for address in addresses:
         failure = None
         with _libpq_stderr() as notices:
             try:
-                conn = psycopg.connect(_conninfo(plan, deadline, timeout, address, reread))
+                if started:
+                    conn = _go_on(started[1], deadline, timeout)
+                else:
+                    conninfo = _conninfo(plan, deadline, timeout, address, reread)
+                    doors.append((address, conninfo))
+                    conn = psycopg.connect(conninfo)
             except psycopg.Error as exc:
                 failure = _failure(exc, plan)
         if failure is None:
@@ -266,6 +363,8 @@ def _connect(
         last = failure
         if not failure.retryable or deadline.remaining() <= 0:
             break
+    if doorstep is not None and not started:
+        doorstep.doors = doors
     assert last is not None
     raise last
 
@@ -278,13 +377,16 @@ def probe(
     require_extensions: tuple[str, ...] = (),
     create_extensions: bool = False,
     reread_password: bool = False,
+    doorstep: Doorstep | None = None,
 ) -> ServerFacts:
     """Connect once, run ``SELECT 1`` and read the facts; raise a classified error.
 
     ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
-    the secret may be rotated while the check waits).
+    the secret may be rotated while the check waits).  With a ``doorstep`` the
+    attempt writes down where it connected, and goes on with a login a knock
+    started there.
     """
-    conn, address, notices = _connect(plan, deadline, connect_timeout, reread_password)
+    conn, address, notices = _connect(plan, deadline, connect_timeout, reread_password, doorstep)
     try:
         with conn, _cancel_at_deadline(conn):
             left = deadline.remaining()

@@ -14,41 +14,21 @@ query), so a run ends within the timeout whatever hangs.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import random
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+import tenacity
+
+from ._deadline import Deadline
 from ._errors import PreflightError
 
-if TYPE_CHECKING:  # tenacity loads when a first attempt has failed (benchmarks/RESULTS.md)
-    import tenacity
-
-# libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
-MIN_CONNECT_TIMEOUT = 2
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
-
-
-class DeadlineReached(BaseException):
-    """The deadline passed while something was blocking; never retried.
-
-    Raised bare by the alarm; a step that knows what it was waiting for raises it
-    again with a ``reason``, a ``message`` and optionally a ``hint``.
-    """
-
-    def __init__(
-        self, message: str | None = None, *, reason: str = "timeout", hint: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.hint = hint
+# While nothing listens (connection refused), the pause between two logins knocks
+# every 25-50 ms: at most 40 knocks a second per process (_check.py).
+KNOCK_GAP = (0.025, 0.05)
 
 
 class Backoff:
@@ -71,55 +51,9 @@ class Backoff:
         base = self.base(attempt)
         return base * (1 - self.jitter) + self._rng.uniform(0, base * self.jitter)
 
-
-class Deadline:
-    """The overall deadline; ``timeout == 0`` means none."""
-
-    def __init__(
-        self,
-        timeout: float,
-        clock: Callable[[], float] = time.monotonic,
-        start: float | None = None,
-    ) -> None:
-        self._clock = clock
-        self.start = clock() if start is None else start
-        self.timeout = timeout
-
-    def elapsed(self) -> float:
-        return self._clock() - self.start
-
-    def remaining(self) -> float:
-        if self.timeout == 0:
-            return math.inf
-        return self.timeout - self.elapsed()
-
-    def connect_timeout(self, configured: int) -> int:
-        """The per-attempt timeout for libpq: the configured one, clipped to the time left."""
-        left = self.remaining()
-        if left == math.inf:
-            return configured
-        return max(MIN_CONNECT_TIMEOUT, min(configured, math.ceil(left)))
-
-    @contextlib.contextmanager
-    def alarm(self) -> Iterator[None]:
-        """Raise :class:`DeadlineReached` in the main thread when the deadline passes."""
-        left = self.remaining()
-        if left == math.inf or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        if left <= 0:
-            raise DeadlineReached
-
-        def ring(_signum: int, _frame: FrameType | None) -> None:
-            raise DeadlineReached
-
-        previous = signal.signal(signal.SIGALRM, ring)
-        signal.setitimer(signal.ITIMER_REAL, left)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+    def knock_gap(self) -> float:
+        """The pause before the next knock (:data:`KNOCK_GAP`)."""
+        return self._rng.uniform(*KNOCK_GAP)
 
 
 def is_retryable(exc: BaseException, retry_auth: bool) -> bool:
@@ -148,6 +82,28 @@ class _UnknownStreak:
         return now - self._since >= UNKNOWN_LIMIT
 
 
+class _Schedule:
+    """Which step of the backoff the next delay is: the attempt's number, counted
+    again from 1 when a server answers after refusals.
+
+    A refused login reaches no server (nothing listens), so a long refusal says
+    nothing about how busy the server will be; the first answer after it comes
+    from a server that has just begun to listen, which gets the schedule a
+    process started at that moment would use (0.05-0.1 s, then doubling).
+    """
+
+    def __init__(self) -> None:
+        self._first = 1
+        self._refused = False
+
+    def step(self, attempt: int, exc: BaseException | None) -> int:
+        refused = isinstance(exc, PreflightError) and exc.reason == "refused"
+        if self._refused and not refused:
+            self._first = attempt
+        self._refused = refused
+        return attempt - self._first + 1
+
+
 def retrying(
     *,
     deadline: Deadline,
@@ -156,21 +112,17 @@ def retrying(
     before_sleep: Callable[[PreflightError, int, float], None],
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    first: int = 1,
 ) -> tenacity.Retrying:
-    """The tenacity loop: retries what can heal, until the deadline.
-
-    ``first`` is the number of the loop's first attempt (2 when one attempt was
-    already made before the loop was built), for the delays and the hook.
-    """
-    import tenacity
-
+    """The tenacity loop, every attempt from the first: retries what can heal, until
+    the deadline, and (with no deadline) an unclassified failure for
+    :data:`UNKNOWN_LIMIT` seconds in a row at most."""
     streak = _UnknownStreak(clock)
-    offset = first - 1
+    schedule = _Schedule()
 
     def wait(state: tenacity.RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
         # Never sleep past the deadline: the last attempt happens right at it.
-        delay = backoff.delay(state.attempt_number + offset)
+        delay = backoff.delay(schedule.step(state.attempt_number, failure))
         return max(0.0, min(delay, deadline.remaining()))
 
     def stop(state: tenacity.RetryCallState) -> bool:
@@ -181,7 +133,7 @@ def retrying(
         assert state.outcome is not None
         exc = state.outcome.exception()
         assert isinstance(exc, PreflightError)
-        before_sleep(exc, state.attempt_number + offset, state.upcoming_sleep)
+        before_sleep(exc, state.attempt_number, state.upcoming_sleep)
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: is_retryable(e, retry_auth)),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import chaos
+from benchmarks import chaos, migrate_chaos
 from benchmarks import run as runner
 from tests.support.ci import unavailable
 from tests.support.pgbouncer import pgbouncer_binary
@@ -46,21 +46,57 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert "exit codes | {0: 5}" in text
 
 
+def _chaos(tmp_path: Path, part: str, runs: int, kept: str) -> str:
+    """One smoke run of a chaos part, over a RESULTS.md holding only the section ``kept``."""
+    if pgbouncer_binary() is None:
+        unavailable("pgbouncer (Debian package pgbouncer) is not installed")
+    out = tmp_path / "results.md"
+    out.write_text(f"# Benchmark results\n\n## {kept}\n\nkept as it was\n")
+    return _bench(out, part, "--smoke", "--chaos-runs", str(runs))
+
+
 @pytest.mark.slow
 @pytest.mark.root
 def test_chaos_smoke(tmp_path: Path) -> None:
     """A few chaos runs (one per kind of fault) complete and write the chaos section."""
-    if pgbouncer_binary() is None:
-        unavailable("pgbouncer (Debian package pgbouncer) is not installed")
-    out = tmp_path / "results.md"
-    out.write_text("# Benchmark results\n\n## Migrations\n\nkept as it was\n")
     runs = len(chaos.KINDS)
-    text = _bench(out, "chaos", "--smoke", "--chaos-runs", str(runs))
+    text = _chaos(tmp_path, "chaos", runs, "Migrations")
     assert "## 5. Chaos: randomised fault injection" in text
     assert f"{runs} runs over {runs} kinds of fault" in text
     for target in ("| false ready: 0 |", "| retryable faults that ended fatal: 0 |"):
         assert target in text
     assert "## Migrations\n\nkept as it was" in text
+
+
+@pytest.mark.slow
+@pytest.mark.root
+def test_migrate_chaos_smoke(tmp_path: Path) -> None:
+    """One migrate chaos run per kind of fault completes and writes its section with
+    every target row, keeping the other sections."""
+    runs = len(migrate_chaos.KINDS)
+    text = _chaos(tmp_path, "migrate-chaos", runs, "5. Chaos")
+    assert f"## {migrate_chaos.TITLE}" in text
+    assert f"{runs} runs over {runs} kinds of fault" in text
+    for target in (
+        "| double-applied migrations: 0 |",
+        "| runners exiting 0 after a lost lock or a failed follow-up: 0 |",
+        "| advisory locks left behind: 0 |",
+        "| deadline overrun ≤ 1 s",
+    ):
+        assert target in text
+    assert "## 5. Chaos\n\nkept as it was" in text
+
+
+@pytest.mark.slow
+def test_migrate_cost_smoke(tmp_path: Path) -> None:
+    """The migrate cost benchmark runs (two rounds) and reports both comparisons."""
+    if not Path("/usr/bin/time").exists():
+        unavailable("GNU time (Debian package time) is not installed")
+    text = _bench(tmp_path / "results.md", "migrate-cost", "--smoke")
+    assert "## 7. The migrate runner" in text
+    for row in ("`manage.py migrate` |", "`preflight.django migrate` |", "migrate --check` |"):
+        assert row in text
+    assert "the runner within 5 % of `manage.py migrate`" in text
 
 
 @pytest.mark.parametrize(

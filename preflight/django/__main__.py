@@ -1,88 +1,86 @@
-"""Migrations run once while replicas wait, and a schema gate.
+"""``python -m preflight.django migrate``: migrations once while replicas wait, and a gate.
 
-``python -m preflight.django migrate [--then CMD ...]`` runs inside the APP's
-image, with the app's own settings and Django's own connection (whatever driver
-Django uses there: psycopg2 or psycopg 3).  It takes a session-level
-PostgreSQL advisory lock whose key is derived from the database name (see
-:func:`lock_key`), runs ``migrate`` and then each follow-up management command
-while holding it, and releases it.  Other runners wait for the lock, logging
-``preflight.migrate.waiting``; their ``migrate`` then finds nothing to do.  A
-killed holder's lock is released by the server when its session ends.
+``migrate [--then CMD ...]`` runs inside the APP's image, with the app's own
+settings and Django's own connection (whatever driver Django uses there:
+psycopg2 or psycopg 3).  It takes the migration lock (``_lock``), runs what
+``manage.py migrate`` runs (system checks included, unless ``--skip-checks``)
+and then each follow-up management command, and releases the lock.  Other
+runners wait, logging ``preflight.migrate.waiting`` with the holder; their
+``migrate`` then finds nothing to do.
 
-``python -m preflight.django migrate --check`` applies nothing: it waits until
-no migration is left to apply (as Django's ``migrate --check`` decides, from
-the ``MigrationExecutor`` plan) and no runner holds the lock, then exits 0.
+**The lock holds for the whole run, or the run stops.**  It is a
+transaction-scoped advisory lock on a connection of its own, held in a
+transaction that stays open for the run (why, and what it protects against:
+:class:`._lock.LockSession`).  Before each migration (Django's own
+``migration_progress_callback``), before each follow-up and before the release,
+the runner asks the server whether that session still holds it; if not, it
+stops with ``migration_lock_lost`` (exit 7), never 0.  A dead peer's lock frees
+when the server ends its session: TCP keepalives and ``tcp_user_timeout`` on
+both ends of the lock's connection make that about 30 s, not the kernel's 2 h.
 
-This module imports only the standard library, Django, and the preflight's
-own pure modules; never psycopg, psycopg2 or structlog.  Logs are one JSON
-object per line on stderr; the password never appears in them.
+**Poolers.**  A host that names a CloudNativePG Pooler, or a session whose
+backend pid changes between statements (a transaction or statement pooler), or
+whose server connection already carries the lock, is refused with
+``migration_pooler`` (exit 8) before any lock is taken.
+
+**One deadline** (``--timeout`` / ``PREFLIGHT_TIMEOUT``, the check's option and
+parser) covers everything until the work starts: both connections, every
+query, the lock wait; and all of ``--check``.  The run ends within it plus a
+second, even inside a driver call that ignores signals (a watchdog thread ends
+the process), with exit 10 and the phase named.  Migrations and follow-ups, the
+work itself, are not cut short (Kubernetes' ``activeDeadlineSeconds`` is the
+bound for those).
+
+``migrate --check`` applies nothing: it waits until no migration is left to
+apply (as Django's ``migrate --check`` decides, from the ``MigrationExecutor``
+plan) and no runner holds the lock, then exits 0.  It runs no system checks.
+
+Standard library and Django only (everything under ``preflight/django/``;
+tests/unit/test_migrate.py imports it with structlog, tenacity and both drivers
+blocked).  It fails through the check's error model (``_errors``), writes the
+check's JSON lines (``_jsonlog``), reads the check's option specs
+(``_options``) and classifies driver errors as the check does (``_failures``).
+The password never appears in a log line or the termination message.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import random
 import shlex
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, NamedTuple, NoReturn, TextIO
+from typing import Any, NoReturn
 
-from .. import _events, _exit_codes, _termination
-from .._exit_codes import REASONS, ExitClass, Reason
-from .._failures import classify
-from .._options import DEFAULT_TERMINATION_LOG
+from .. import _events, _exit_codes, _options, _termination
+from .._deadline import Deadline
+from .._errors import ConfigError, PreflightError, Problem, error_for
+from .._exit_codes import Reason
+from .._failures import driver_error
+from .._jsonlog import Writer
 from .._redact import Redactor
 from .._settings import read_settings
-from ._lock import lock_key, lock_parts
+from ._lock import Holder, LockSession
+from ._steps import CommandFailed, follow_up, migrate, setup_django, unapplied
+from ._wait import Awaited, Waiter
 
-POLL_SECONDS = 0.25  # how often a waiter asks again (plus up to 20 % jitter)
-LOG_EVERY_SECONDS = 5.0  # how often a waiter logs that it is still waiting
-DEFAULT_TIMEOUT = 60.0
-
-MIGRATION_HINT = (
-    "read the error above; the failed migration was rolled back (PostgreSQL runs each "
-    "migration in a transaction) and the lock released, so the next runner retries it"
-)
-PENDING_HINT = REASONS[Reason.MIGRATIONS_PENDING].hint
-LOCK_HINT = REASONS[Reason.MIGRATION_LOCK_HELD].hint
-
-
-# --- the process: logs, signals, exit ---
-
-
-class Log:
-    """One JSON object per line, with every secret replaced by ``***``."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stderr
-        self._lock = threading.Lock()
-        self._redactor = Redactor()
-
-    def add_secret(self, secret: str) -> None:
-        self._redactor.add(secret)  # it finds escaped and percent-encoded forms too
-
-    def scrub(self, value: Any) -> Any:
-        return self._redactor.document(value)
-
-    def emit(self, level: str, event: str, **fields: Any) -> None:
-        record = {
-            "timestamp": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "level": level,
-            "event": event,
-            **fields,
-        }
-        line = json.dumps(self.scrub(record), default=str)
-        with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
+# Past the deadline, the watchdog ends a run that is stuck where Python cannot
+# interrupt it (psycopg2 inside libpq) after this much more.
+GRACE_SECONDS = 0.5
+_SPECS = {spec.name: spec for spec in _options.SPECS}
+_PHASES = {
+    "start": "starting",
+    "connect": "connecting to the database",
+    "pooler": "checking for a pooler",
+    "lock": "waiting for the migration lock",
+    "django": "connecting Django's own connection under the lock",
+    "schema": "waiting for the schema (--check)",
+}
 
 
 class Exit(Exception):
@@ -94,36 +92,96 @@ class Exit(Exception):
 
 
 class Run:
-    """What one run knows: its log, its start, its deadline, where failures go."""
+    """What one run knows: its log, its deadline, its phase, where failures go."""
 
-    def __init__(self, log: Log, timeout: float, termination_log: str) -> None:
+    def __init__(self, log: Writer, deadline: Deadline, termination_log: str) -> None:
         self.log = log
-        self.start = time.monotonic()
-        self.timeout = timeout
+        self.deadline = deadline
         self.termination_log = termination_log
+        self.phase = "start"
+        self.bounded = True  # the deadline applies (until the work starts)
+        self.awaited: PreflightError | None = None  # what the current wait waits for
+        self._end = threading.Lock()
+        self._ended = False
 
     def elapsed(self) -> float:
-        return round(time.monotonic() - self.start, 3)
+        return round(self.deadline.elapsed(), 3)
 
-    def expired(self) -> bool:
-        return self.timeout > 0 and time.monotonic() - self.start >= self.timeout
+    def record(self, error: PreflightError, **extra: Any) -> int | None:
+        """Log the failure and write the termination message, once per run; returns the
+        exit code (None if the run already ended)."""
+        with self._end:
+            if self._ended:
+                return None
+            self._ended = True
+            fields: dict[str, Any] = {"class": error.exit_class.name, "exit_code": error.exit_code}
+            event = _events.MIGRATE_FAILED
+            if isinstance(error, CommandFailed):
+                event = _events.MIGRATE_COMMAND_FAILED
+                fields["command"] = error.command
+            if isinstance(error, ConfigError):
+                fields["problems"] = [str(p) for p in error.problems]
+            self.log.emit(
+                "error",
+                event,
+                **fields,
+                reason=str(error.reason),
+                message=" ".join(error.message.split()),
+                hint=error.hint,
+                **extra,
+                elapsed=self.elapsed(),
+            )
+            why = _termination.write(self.termination_log, self.log.redactor.text(error.one_line()))
+            if why is not None:
+                self.log.emit(
+                    "warning",
+                    _events.TERMINATION_LOG_UNWRITABLE,
+                    path=self.termination_log,
+                    error=why,
+                )
+            return error.exit_code
 
-    def fail(self, exit_class: ExitClass, reason: str, message: str, hint: str) -> NoReturn:
-        """Log ``preflight.migrate.failed``, write the termination message, stop."""
-        message = self.log.scrub(" ".join(message.split()))
-        self.log.emit(
-            "error",
-            _events.MIGRATE_FAILED,
-            **{"class": exit_class.name},
-            exit_code=exit_class.code,
-            reason=reason,
-            message=message,
-            hint=hint,
-            elapsed=self.elapsed(),
+    def fail(self, error: PreflightError) -> NoReturn:
+        extra = {"phase": self.phase}
+        if self.bounded and self.deadline.timeout and self.deadline.remaining() <= 0:
+            error = self.past_deadline(error)
+        code = self.record(error, **extra)
+        raise Exit(error.exit_code if code is None else code)
+
+    def past_deadline(self, error: PreflightError | None) -> PreflightError:
+        """The failure at the deadline: what was awaited, with the phase named."""
+        phase = _PHASES.get(self.phase, self.phase)
+        if error is None:
+            return error_for(
+                Reason.TIMEOUT, f"the deadline ({self.deadline.timeout:g} s) passed while {phase}"
+            )
+        return error_for(
+            error.reason,
+            f"{error.message} (the deadline, {self.deadline.timeout:g} s, passed while {phase})",
+            hint=error.hint,
         )
-        line = f"{exit_class.name} ({reason}): {message} - {hint}"
-        _termination.write(self.termination_log, self.log.scrub(line))
-        raise Exit(exit_class.code)
+
+    def watch(self) -> None:
+        """Start the watchdog: past the deadline and the grace, it ends the process."""
+        threading.Thread(target=self._watchdog, daemon=True, name="deadline").start()
+
+    def _watchdog(self) -> None:
+        while True:
+            time.sleep(0.05)
+            if not (self.bounded and self.deadline.timeout):
+                continue
+            if self.deadline.remaining() > -GRACE_SECONDS:
+                continue
+            code = self.record(self.past_deadline(self.awaited), phase=self.phase)
+            if code is not None:
+                _flush()
+                os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 class Signals:
@@ -134,8 +192,8 @@ class Signals:
     the statement does.  So the C-level handler's wakeup byte is read by a
     thread, which logs ``preflight.migrate.interrupted`` and ends the process
     at once.  The server then ends the session: the running migration's
-    transaction is rolled back and the advisory lock released, exactly as when
-    the process is killed.
+    transaction is rolled back and the lock released, exactly as when the
+    process is killed.
     """
 
     def __init__(self, run_: Run) -> None:
@@ -164,9 +222,7 @@ class Signals:
             exit_code=code,
             elapsed=self._run.elapsed(),
         )
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
+        _flush()
         os._exit(code)
 
 
@@ -174,7 +230,7 @@ def _ignore(_signum: int, _frame: FrameType | None) -> None:
     """Python-level no-op; the watcher thread acts on the wakeup byte."""
 
 
-# --- arguments and configuration ---
+# --- arguments and options ---
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,10 +238,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m preflight.django",
         description="Run Django's migrations once under a PostgreSQL advisory lock, "
         "or wait until none is left to apply (--check).",
+        epilog=_exit_codes.epilog() + "; a failed --then command: its own status (1-255).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    migrate = sub.add_parser("migrate", help="migrate under the lock, or --check")
-    migrate.add_argument(
+    migrate_ = sub.add_parser("migrate", help="migrate under the lock, or --check")
+    migrate_.add_argument(
         "--then",
         action="append",
         default=[],
@@ -193,395 +250,395 @@ def _parser() -> argparse.ArgumentParser:
         help="a management command (with its arguments, shell-quoted) to run under "
         "the lock after migrate; repeatable, run in order",
     )
-    migrate.add_argument(
+    migrate_.add_argument(
         "--check",
         action="store_true",
-        help="apply nothing: wait until no migration is left and the lock is free",
+        help="apply nothing: wait until no migration is left and the lock is free "
+        "(runs no system checks)",
     )
-    migrate.add_argument(
+    migrate_.add_argument(
+        "--skip-checks",
+        action="store_true",
+        help="skip Django's system checks, as manage.py migrate --skip-checks does",
+    )
+    migrate_.add_argument(
         "--settings", help="Django settings module (default: $DJANGO_SETTINGS_MODULE)"
     )
-    migrate.add_argument("--database", default="default", help="the DATABASES alias")
-    migrate.add_argument(
-        "--timeout",
-        help="seconds to wait for the lock (--check: for the schema); 0 waits forever "
-        f"(default: $PREFLIGHT_TIMEOUT or {DEFAULT_TIMEOUT:g})",
+    migrate_.add_argument("--database", default="default", help="the DATABASES alias")
+    timeout = _SPECS["timeout"]
+    migrate_.add_argument(
+        timeout.flag,
+        metavar=timeout.metavar,
+        help=f"{timeout.help}; the work under the lock is not cut short "
+        f"(default: ${timeout.variable} or 60)",
     )
     return parser
 
 
-def parse_timeout(value: str) -> float:
-    """A non-negative number of seconds; raises ValueError otherwise."""
-    seconds = float(value.strip())
-    if not (seconds >= 0 and seconds != float("inf")):
-        raise ValueError(value)
-    return seconds
+def read_options(
+    flags: Mapping[str, str | None], env: Mapping[str, str]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The runner's share of the check's knobs, through the check's specs and parsers:
+    a flag wins over its variable; every problem is reported, naming its source."""
+    defaults = _options.Options()
+    values: dict[str, Any] = {
+        "timeout": defaults.timeout,
+        "connect_timeout": defaults.connect_timeout,
+        "termination_log": defaults.termination_log,
+    }
+    problems: list[Problem] = []
+    for name in values:
+        spec = _SPECS[name]
+        flag = flags.get(name)
+        raw, source = (
+            (flag, spec.flag) if flag is not None else (env.get(spec.variable), spec.variable)
+        )
+        if raw is None or not raw.strip():
+            continue
+        try:
+            values[name] = spec.parse(raw)
+        except ValueError as exc:
+            problems.append(Problem(source, str(exc)))
+    return values, problems
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """The command line; returns the exit code."""
+    deadline_start = time.monotonic()
     env = os.environ if environ is None else environ
     args = _parser().parse_args(argv)  # exits 2 on a usage error
-    log = Log()
     # The password in every form the app's settings may hold it (SQL_PASSWORD, the
     # file, DATABASE_URL), withheld from the first line on, settings errors included.
-    for secret in read_settings(env).secrets:
-        log.add_secret(secret)
-    termination = env.get("PREFLIGHT_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
-    run_ = Run(log, DEFAULT_TIMEOUT, termination)
+    log = Writer(sys.stderr, Redactor(read_settings(env).secrets))
+    values, problems = read_options({"timeout": args.timeout}, env)
+    run_ = Run(log, Deadline(values["timeout"], start=deadline_start), values["termination_log"])
     Signals(run_).install()
+    run_.watch()
     try:
-        if args.check and args.then:
-            run_.fail(
-                _exit_codes.USAGE,
-                "usage",
-                "--check applies nothing, so it takes no --then commands",
-                "run the commands in the pod that migrates",
-            )
-        raw = args.timeout if args.timeout is not None else env.get("PREFLIGHT_TIMEOUT", "")
-        if raw.strip():
-            try:
-                run_.timeout = parse_timeout(raw)
-            except ValueError:
-                source = "--timeout" if args.timeout is not None else "PREFLIGHT_TIMEOUT"
+        try:
+            if problems:
                 run_.fail(
-                    _exit_codes.CONFIG_INVALID,
-                    "config_invalid",
-                    f"{source}: {raw!r} is not a number of seconds >= 0",
-                    "set it to a number of seconds; 0 waits forever",
+                    ConfigError(problems, hint="set it to a number of seconds; 0 waits forever")
                 )
-        return _run(run_, args, env)
+            if args.check and args.then:
+                run_.fail(
+                    error_for(
+                        Reason.USAGE,
+                        "--check applies nothing, so it takes no --then commands",
+                        hint="run the commands in the pod that migrates",
+                    )
+                )
+            commands = [shlex.split(command) for command in args.then]
+            if not all(commands):
+                run_.fail(error_for(Reason.USAGE, "--then: empty command", hint="name a command"))
+            return _run(run_, args, commands, values["connect_timeout"], env)
+        except PreflightError as error:
+            run_.fail(error)
     except Exit as stop:
         return stop.code
 
 
-# --- Django ---
+# --- the run ---
 
 
-def _setup_django(run_: Run, settings: str | None, env: Mapping[str, str]) -> None:
-    module = settings or env.get("DJANGO_SETTINGS_MODULE", "")
-    if not module:
-        run_.fail(
-            _exit_codes.CONFIG_INVALID,
-            "config_invalid",
-            "no Django settings: DJANGO_SETTINGS_MODULE is unset and --settings not given",
-            "set DJANGO_SETTINGS_MODULE as manage.py does, or pass --settings",
-        )
-    os.environ["DJANGO_SETTINGS_MODULE"] = module
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        import django
-
-        django.setup()
-    except Exception as exc:
-        run_.fail(
-            _exit_codes.CONFIG_INVALID,
-            "config_invalid",
-            f"the settings {module} cannot be loaded: {type(exc).__name__}: {exc}",
-            "fix the settings (manage.py check shows the same error)",
-        )
+def _port(value: Any) -> Any:
+    """The port as the check logs it: an integer (Django keeps it a string)."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else (value or None)
 
 
-def unapplied(connection: Any) -> list[str]:
-    """``app.migration`` names still to apply, in order, as ``migrate`` would plan them."""
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
-
-
-class Database:
-    """The lock's session: a Django connection of its own for the alias.
-
-    It is a separate ``DatabaseWrapper`` (``connections.create_connection``), so
-    no management command that closes Django's connections can drop the lock.
-    """
-
-    def __init__(self, run_: Run, alias: str) -> None:
-        from django.db import connections
-
-        self.run = run_
-        self.alias = alias
-        self.settings = connections[alias].settings_dict
-        self.conn: Any = connections.create_connection(alias)
-        password = self.settings.get("PASSWORD") or ""
-        if password:
-            run_.log.add_secret(str(password))
-        self.key = 0
-        self.classid = self.objid = 0
-
-    @property
-    def vendor(self) -> str:
-        return str(self.conn.vendor)
-
-    def driver(self) -> str:
-        return str(getattr(self.conn.Database, "__name__", "unknown"))
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self.conn.cursor() as cursor:
-            cursor.execute(sql, list(params))
-            row = cursor.fetchone()
-        return row[0] if row else None
-
-    def connect(self) -> None:
-        """Connect (retrying what can heal until the deadline) and compute the key."""
-        while True:
-            try:
-                self.conn.ensure_connection()
-                if self.vendor == "postgresql":
-                    database = self.query("SELECT current_database()")
-                    self.key = lock_key(database)
-                    self.classid, self.objid = lock_parts(self.key)
-                return
-            except Exception as exc:
-                self.retry_or_fail(exc)
-
-    def retry_or_fail(self, exc: Exception) -> None:
-        """A database error: wait and return if it may heal before the deadline."""
-        failure = Failure.of(exc)
-        if not failure.retried or self.run.expired():
-            self.run.fail(failure.exit_class, failure.reason, failure.message, failure.hint)
-        self.run.log.emit(
-            "warning",
-            _events.MIGRATE_RETRYING,
-            reason=failure.reason,
-            message=self.run.log.scrub(failure.message),
-            elapsed=self.run.elapsed(),
-        )
-        self.close()
-        _sleep()
-
-    def holder(self) -> int | None:
-        """The pid of the session holding the lock, or None."""
-        pid = self.query(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
-            [self.classid, self.objid],
-        )
-        return int(pid) if pid is not None else None
-
-    def try_lock(self) -> bool:
-        return bool(self.query("SELECT pg_try_advisory_lock(%s)", [self.key]))
-
-    def unlock(self) -> bool:
-        return bool(self.query("SELECT pg_advisory_unlock(%s)", [self.key]))
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing a broken connection may fail too
-            self.conn.close()
-
-
-class Failure(NamedTuple):
-    """A driver error (through Django's wrapper) in the preflight's terms."""
-
-    exit_class: ExitClass
-    reason: str
-    message: str
-    hint: str
-    retried: bool
-
-    @classmethod
-    def of(cls, exc: BaseException) -> Failure:
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        # psycopg 3 calls it sqlstate, psycopg2 pgcode.
-        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        timed_out = "ConnectionTimeout" in {k.__name__ for k in type(cause).__mro__}
-        reason, message = classify(
-            str(cause),
-            sqlstate=sqlstate if isinstance(sqlstate, str) else None,
-            timed_out=timed_out,
-        )
-        info = REASONS[reason]
-        return cls(
-            info.exit_class, reason.value, message or type(cause).__name__, info.hint, info.retried
-        )
-
-
-def _sleep() -> None:
-    time.sleep(POLL_SECONDS * (1 + 0.2 * random.random()))  # noqa: S311 - jitter, not crypto
-
-
-# --- the two modes ---
-
-
-def _run(run_: Run, args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    _setup_django(run_, args.settings, env)
+def _run(
+    run_: Run, args: argparse.Namespace, commands: list[list[str]], connect: int, env: Any
+) -> int:
+    setup_django(args.settings, env)
     from django.db import connections
 
     if args.database not in connections.settings:
-        run_.fail(
-            _exit_codes.USAGE,
-            "usage",
+        raise error_for(
+            Reason.USAGE,
             f"--database {args.database}: no such alias in DATABASES",
-            "name an alias from DATABASES",
+            hint="name an alias from DATABASES",
         )
-    db = Database(run_, args.database)
+    lock = LockSession(args.database)
+    settings = lock.conn.settings_dict
+    if settings.get("PASSWORD"):
+        run_.log.redactor.add(str(settings["PASSWORD"]))
     import django
 
     run_.log.emit(
         "info",
         _events.MIGRATE_PLAN,
         mode="check" if args.check else "migrate",
-        database=db.settings.get("NAME"),
-        host=db.settings.get("HOST"),
-        port=db.settings.get("PORT"),
-        user=db.settings.get("USER"),
-        vendor=db.vendor,
-        driver=db.driver(),
+        database=settings.get("NAME"),
+        host=settings.get("HOST"),
+        port=_port(settings.get("PORT")),
+        user=settings.get("USER"),
+        vendor=lock.vendor,
+        driver=lock.driver(),
         django=django.get_version(),
         then=list(args.then),
-        timeout=run_.timeout,
+        timeout=run_.deadline.timeout,
+        skip_checks=bool(args.skip_checks),
     )
+    session = _Session(run_, lock, connect)
     try:
-        db.connect()
-        if db.vendor != "postgresql":
+        if args.check:
+            return session.check()
+        if lock.vendor != "postgresql":
             run_.log.emit(
                 "warning",
                 _events.MIGRATE_UNLOCKED,
-                vendor=db.vendor,
+                vendor=lock.vendor,
                 reason="advisory locks are a PostgreSQL feature: running without the lock",
             )
-        if args.check:
-            return _check(run_, db)
-        return _migrate(run_, db, args.then)
+        else:
+            _refuse_pooler_by_name(str(settings.get("HOST") or ""))
+        return session.migrate(args.database, commands, skip_checks=args.skip_checks)
     finally:
-        db.close()
+        lock.close()
 
 
-def _wait(run_: Run, db: Database, ready: Callable[[], dict[str, Any] | None]) -> float:
-    """Poll ``ready`` (None when done, else what is awaited) until it is done.
+def _refuse_pooler_by_name(host: str) -> None:
+    from .._hosts import classify_host
 
-    Logs ``preflight.migrate.waiting`` at once and then every few seconds; at the
-    deadline fails with exit 10 naming what was awaited.  Returns seconds waited.
-    """
-    started = time.monotonic()
-    next_log = started
-    while True:
+    try:
+        found = classify_host(host) if host else None
+    except Exception:  # an unusual HOST is Django's business, not a pooler
+        found = None
+    if found is not None and found.pooler:
+        raise error_for(
+            Reason.MIGRATION_POOLER,
+            f"HOST {host} is a connection pooler ({found.evidence}), where a migration lock "
+            "cannot be trusted and Django's session state does not hold",
+        )
+
+
+class _Session:
+    """The run's steps on the lock's session, each under the deadline until the work."""
+
+    def __init__(self, run_: Run, lock: LockSession, connect_timeout: int) -> None:
+        self.run = run_
+        self.lock = lock
+        self.connect_timeout = connect_timeout
+        self.waiter = Waiter(run_.deadline)
+        self.postgres = lock.vendor == "postgresql"
+
+    # --- waiting, connecting ---
+
+    def wait(self, attempt: Callable[[], Awaited | None]) -> float:
+        def tracked() -> Awaited | None:
+            awaited = attempt()
+            self.run.awaited = awaited.error if awaited is not None else None
+            return awaited
+
+        return self.waiter.wait(tracked, self.report)
+
+    def report(self, awaited: Awaited, waited: float) -> None:
+        if awaited.every_time:
+            self.run.log.emit(
+                "warning",
+                _events.MIGRATE_RETRYING,
+                reason=str(awaited.error.reason),
+                message=awaited.error.message,
+                elapsed=self.run.elapsed(),
+            )
+        else:
+            self.run.log.emit("info", _events.MIGRATE_WAITING, waited=waited, **awaited.fields)
+
+    def retry_or_raise(self, exc: Exception, close: Callable[[], None]) -> Awaited:
+        """A database error: awaited again if it may heal, raised if not."""
+        if isinstance(exc, PreflightError):
+            raise exc
+        error = driver_error(exc)
+        close()
+        if not error.retryable:
+            raise error
+        return Awaited(error, {}, every_time=True)
+
+    def ensure_connected(self, *, refuse_pooler: bool) -> None:
+        if self.lock.conn.connection is not None:
+            return
+        self.lock.connect(self.run.deadline.connect_timeout(self.connect_timeout))
+        if self.postgres and refuse_pooler:
+            pids = self.lock.backend_pids()
+            if len(set(pids)) > 1:
+                self.lock.close()
+                raise error_for(
+                    Reason.MIGRATION_POOLER,
+                    "the server session changed between statements (backend pids "
+                    f"{', '.join(map(str, pids))}): a pooler in transaction or statement mode "
+                    "sits between the runner and PostgreSQL",
+                )
+
+    def connect(self, *, refuse_pooler: bool) -> None:
+        self.run.phase = "connect"
+
+        def attempt() -> Awaited | None:
+            try:
+                self.ensure_connected(refuse_pooler=refuse_pooler)
+            except Exception as exc:
+                return self.retry_or_raise(exc, self.lock.close)
+            return None
+
+        self.wait(attempt)
+
+    # --- migrate ---
+
+    def take_lock(self) -> float:
+        self.run.phase = "lock"
+        lock = self.lock
+
+        def attempt() -> Awaited | None:
+            try:
+                self.ensure_connected(refuse_pooler=True)
+                got = lock.try_lock()
+            except Exception as exc:
+                return self.retry_or_raise(exc, lock.close)
+            if got is True:
+                return None
+            if got is False:
+                raise error_for(
+                    Reason.MIGRATION_POOLER,
+                    f"this session's server connection already holds the migration lock "
+                    f"{lock.key} (taken by another client of a pooler, or leaked there)",
+                )
+            assert isinstance(got, Holder)
+            return Awaited(
+                error_for(
+                    Reason.MIGRATION_LOCK_HELD,
+                    f"the migration lock {lock.key} is still held by {got.describe()}",
+                ),
+                {"reason": Reason.MIGRATION_LOCK_HELD.value, "lock_key": lock.key, **got.fields()},
+            )
+
+        return self.wait(attempt)
+
+    def connect_django(self, alias: str) -> None:
+        from django.db import connections
+
+        self.run.phase = "django"
+        conn = connections[alias]
+
+        def attempt() -> Awaited | None:
+            try:
+                conn.ensure_connection()
+            except Exception as exc:
+                return self.retry_or_raise(exc, conn.close)
+            return None
+
+        self.wait(attempt)
+
+    def verify(self, before: str) -> None:
+        """Stop unless the lock's session still holds the lock."""
+        if not self.postgres:
+            return
+        cause = "the server no longer lists it as this session's"
         try:
-            awaited = ready()
+            held = self.lock.holds()
         except Exception as exc:
-            db.retry_or_fail(exc)
-            continue
-        waited = round(time.monotonic() - started, 3)
-        if awaited is None:
-            return waited
-        if run_.expired():
-            reason = awaited.pop("reason")
-            run_.fail(_exit_codes.UNREACHABLE, reason, awaited.pop("message"), awaited.pop("hint"))
-        if time.monotonic() >= next_log:
-            public = {k: v for k, v in awaited.items() if k not in ("message", "hint")}
-            run_.log.emit("info", _events.MIGRATE_WAITING, waited=waited, **public)
-            next_log += LOG_EVERY_SECONDS
-        _sleep()
+            held = False
+            cause = driver_error(exc).message
+        if held:
+            return
+        self.run.log.emit(
+            "warning",
+            _events.MIGRATE_LOCK_LOST,
+            lock_key=self.lock.key,
+            pid=self.lock.pid,
+            before=before,
+            reason=cause,
+        )
+        self.lock.close()
+        raise error_for(
+            Reason.MIGRATION_LOCK_LOST,
+            f"the migration lock {self.lock.key} was lost before {before}: its session "
+            f"(pid {self.lock.pid}) ended or let it go ({cause}); nothing more was started",
+        )
 
+    def migrate(self, alias: str, commands: list[list[str]], *, skip_checks: bool) -> int:
+        from django.db import connections
 
-def _lock_held(db: Database) -> dict[str, Any]:
-    pid = db.holder()
-    return {
-        "reason": Reason.MIGRATION_LOCK_HELD.value,
-        "holder_pid": pid,
-        "lock_key": db.key,
-        "message": f"the migration lock {db.key} is still held by pid {pid}",
-        "hint": LOCK_HINT,
-    }
-
-
-def _migrate(run_: Run, db: Database, then: Sequence[str]) -> int:
-    from django.core.management import call_command
-    from django.db import connections
-
-    locked = db.vendor == "postgresql"
-    waited = 0.0
-    if locked:
-        waited = _wait(run_, db, lambda: None if db.try_lock() else _lock_held(db))
-        run_.log.emit("info", _events.MIGRATE_LOCKED, lock_key=db.key, waited=waited)
-    try:
-        work = connections[db.alias]
-        try:
-            pending = unapplied(work)
-            call_command("migrate", database=db.alias, interactive=False, verbosity=1)
-        except (Exception, SystemExit) as exc:
-            if isinstance(exc, SystemExit) and exc.code in (None, 0):
-                pending = []
-            else:
-                run_.fail(
-                    _exit_codes.CHECK_FAILED,
-                    Reason.MIGRATION_FAILED.value,
-                    f"migrate failed: {type(exc).__name__}: {exc}",
-                    MIGRATION_HINT,
-                )
-        run_.log.emit("info", _events.MIGRATE_MIGRATED, applied=pending)
-        for command in then:
-            _follow_up(run_, command, call_command)
-    finally:
-        if locked:
-            released = False
-            with contextlib.suppress(Exception):  # reported just below
-                released = db.unlock()
-            if not released:
-                run_.log.emit(
-                    "warning",
-                    _events.MIGRATE_LOCK_LOST,
-                    lock_key=db.key,
-                    reason="the lock's session ended before the release",
-                )
+        self.connect(refuse_pooler=True)
+        waited = 0.0
+        if self.postgres:
+            waited = self.take_lock()
+            self.run.log.emit(
+                "info",
+                _events.MIGRATE_LOCKED,
+                lock_key=self.lock.key,
+                waited=waited,
+                pid=self.lock.pid,
+            )
+        self.connect_django(alias)
+        self.run.bounded = False  # the work: not cut short by the deadline
+        self.run.awaited = None
+        self.run.phase = "migrate"
+        pending = unapplied(connections[alias])
+        migrate(
+            alias,
+            skip_checks=skip_checks,
+            before_each=lambda name: self.verify(f"migration {name}"),
+        )
+        self.run.log.emit("info", _events.MIGRATE_MIGRATED, applied=pending)
+        for words in commands:
+            self.run.phase = "follow-up"
+            self.verify(f"--then {words[0]}")
+            started = time.monotonic()
+            follow_up(words)
+            self.run.log.emit(
+                "info",
+                _events.MIGRATE_COMMAND,
+                command=words[0],
+                elapsed=round(time.monotonic() - started, 3),
+            )
+        self.verify("the release")
+        if self.postgres:
+            self.lock.release()
         connections.close_all()
-    run_.log.emit("info", _events.MIGRATE_DONE, waited=waited, elapsed=run_.elapsed())
-    return 0
+        self.run.log.emit("info", _events.MIGRATE_DONE, waited=waited, elapsed=self.run.elapsed())
+        return 0
 
+    # --- check ---
 
-def _follow_up(run_: Run, command: str, call_command: Callable[..., Any]) -> None:
-    """Run one ``--then`` command; a failure stops the run with its exit status."""
-    words = shlex.split(command)
-    if not words:
-        run_.fail(_exit_codes.USAGE, "usage", "--then: empty command", "name a command")
-    started = time.monotonic()
-    code: int = 0
-    message = ""
-    try:
-        call_command(*words)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        message = f"exited with {exc.code}"
-    except Exception as exc:
-        code = int(getattr(exc, "returncode", 1) or 1)
-        message = f"{type(exc).__name__}: {exc}"
-    elapsed = round(time.monotonic() - started, 3)
-    if code == 0:
-        run_.log.emit("info", _events.MIGRATE_COMMAND, command=words[0], elapsed=elapsed)
-        return
-    run_.log.emit(
-        "error",
-        _events.MIGRATE_COMMAND_FAILED,
-        command=words[0],
-        exit_code=code,
-        message=run_.log.scrub(" ".join(message.split())),
-        elapsed=elapsed,
-    )
-    _termination.write(run_.termination_log, run_.log.scrub(f"{words[0]}: {message}"))
-    raise Exit(code)
+    def check(self) -> int:
+        self.connect(refuse_pooler=False)
+        self.run.phase = "schema"
+        lock = self.lock
 
+        def attempt() -> Awaited | None:
+            try:
+                self.ensure_connected(refuse_pooler=False)
+                pending = unapplied(lock.conn)
+                holder = lock.holder() if self.postgres and not pending else None
+            except Exception as exc:
+                return self.retry_or_raise(exc, lock.close)
+            if pending:
+                return Awaited(
+                    error_for(
+                        Reason.MIGRATIONS_PENDING,
+                        f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
+                    ),
+                    {"reason": Reason.MIGRATIONS_PENDING.value, "unapplied": pending},
+                )
+            if holder is not None:
+                return Awaited(
+                    error_for(
+                        Reason.MIGRATION_LOCK_HELD,
+                        f"the migration lock {lock.key} is still held by {holder.describe()}",
+                    ),
+                    {
+                        "reason": Reason.MIGRATION_LOCK_HELD.value,
+                        "lock_key": lock.key,
+                        **holder.fields(),
+                    },
+                )
+            return None
 
-def _check(run_: Run, db: Database) -> int:
-    def awaited() -> dict[str, Any] | None:
-        pending = unapplied(db.conn)
-        if pending:
-            return {
-                "reason": Reason.MIGRATIONS_PENDING.value,
-                "unapplied": pending,
-                "message": f"{len(pending)} migration(s) not applied: {', '.join(pending)}",
-                "hint": PENDING_HINT,
-            }
-        if db.vendor == "postgresql" and db.holder() is not None:
-            return _lock_held(db)
-        return None
-
-    waited = _wait(run_, db, awaited)
-    run_.log.emit("info", _events.MIGRATE_CURRENT, waited=waited, elapsed=run_.elapsed())
-    return 0
+        waited = self.wait(attempt)
+        self.run.log.emit(
+            "info", _events.MIGRATE_CURRENT, waited=waited, elapsed=self.run.elapsed()
+        )
+        return 0
 
 
 if __name__ == "__main__":  # python -m preflight.django migrate [--then CMD ...] | --check

@@ -255,18 +255,35 @@ def test_check_deadline_lists_unapplied(
 def test_lock_wait_deadline_and_holder(
     venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
 ) -> None:
-    """A lock someone else holds: the waiter names the holder's pid, exit 10 at the deadline.
-    The key is the documented one, and the server computes the same."""
-    with server.admin(database) as conn:
+    """A stranger holds the lock: the waiter names it (pid, application_name, client
+    address, state, since when) and exits 10 at the deadline naming the phase.  The key
+    is the documented one, and the server computes the same."""
+    stranger = psycopg.connect(
+        host=server.host,
+        port=server.port,
+        dbname=database,
+        user=pg.APP_USER,
+        password=pg.APP_PASSWORD,
+        application_name="stranger",
+        autocommit=True,
+    )
+    with stranger as conn:
         assert conn.execute(LOCK_KEY_SQL).fetchone() == (lock_key(database),)
         conn.execute("SELECT pg_advisory_lock(%s)", [lock_key(database)])
         pid = conn.info.backend_pid
         result = run(venv, app_env(server, database, tmp_path, PREFLIGHT_TIMEOUT="2"))
     assert result.code == 10
-    assert result.event("preflight.migrate.waiting")["holder_pid"] == pid
+    waiting = result.event("preflight.migrate.waiting")
+    assert waiting["holder_pid"] == pid
+    assert waiting["holder_application_name"] == "stranger"
+    assert waiting["holder_client_addr"] == "127.0.0.1"
+    assert waiting["holder_state"] == "idle"
+    assert stamp({"timestamp": waiting["holder_since"]}) <= stamp(waiting)
     failed = result.event("preflight.migrate.failed")
-    assert failed["reason"] == "migration_lock_held"
-    assert 2 <= failed["elapsed"] < 10
+    assert (failed["reason"], failed["phase"]) == ("migration_lock_held", "lock")
+    assert "waiting for the migration lock" in failed["message"]
+    assert f"pid {pid} (stranger" in failed["message"]
+    assert 2 <= failed["elapsed"] < 3.5  # the deadline, plus at most a poll and a margin
     assert fetch(server, database, "SELECT to_regclass('django_migrations')") == [(None,)]
 
 
@@ -342,6 +359,111 @@ def test_follow_up_status_is_passed_on(
         "preflight.migrate.command_failed"
     )
     assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(1,)]
+
+
+def test_follow_up_status_256_is_not_success(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """A follow-up that fails with 256 (0 modulo 256) makes the runner exit 1, not 0."""
+    result = run(venv, app_env(server, database, tmp_path), "--then", "failwith 256")
+    assert result.code == 1, result.stderr
+    failed = result.event("preflight.migrate.command_failed")
+    assert (failed["command"], failed["exit_code"]) == ("failwith", 1)
+    assert failed["reason"] == "follow_up_failed"
+    message = (tmp_path / "termination-log").read_text()
+    assert message.startswith("check_failed (follow_up_failed): failwith:")
+
+
+def test_system_checks_and_a_model_only_the_urlconf_registers(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """As manage.py migrate: system checks run (a failing one exits 7, --skip-checks
+    skips it), and a model only the URLconf registers never reads as "changes"."""
+    env = app_env(server, database, tmp_path, DJANGOAPP_URLS="1")
+    failing = run(venv, {**env, "DJANGOAPP_CHECK_ERROR": "1"})
+    assert failing.code == 7, failing.stderr
+    failed = failing.event("preflight.migrate.failed")
+    assert failed["reason"] == "system_checks_failed"
+    assert "urlonly.E001" in failed["message"]
+    assert fetch(server, database, "SELECT to_regclass('django_migrations')") == [(None,)]
+
+    skipped = run(venv, {**env, "DJANGOAPP_CHECK_ERROR": "1"}, "--skip-checks")
+    assert skipped.code == 0, skipped.stderr
+    assert skipped.event("preflight.migrate.migrated")["applied"] == [
+        *MIGRATIONS,
+        "urlonly.0001_initial",
+    ]
+    # Nothing left to apply: this is when migrate compares models with migrations.
+    for args in ((), ("--skip-checks",)):
+        again = run(venv, env, *args)
+        assert again.code == 0, again.stderr
+        assert "No migrations to apply" in again.stdout
+        assert "have changes" not in again.stdout, again.stdout
+
+
+def test_lock_lost_mid_run_stops_before_the_next_step(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """The lock's session is terminated while a migration runs, then while a follow-up
+    runs: each time the runner starts nothing more and exits 7 (migration_lock_lost)."""
+    log = tmp_path / "runner.log"
+    proc = start(venv, app_env(server, database, tmp_path, DJANGOAPP_SLOW_SECONDS="3"), log)
+    wait_for(log, "preflight.migrate.locked")
+    locked = finished(0, "", log.read_text()).event("preflight.migrate.locked")
+    deadline = time.monotonic() + 60
+    while not fetch(server, database, SLEEPING):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    fetch(server, database, f"SELECT pg_terminate_backend({int(locked['pid'])})")
+    result = collect(proc, log)
+    assert result.code == 7, result.stderr
+    failed = result.event("preflight.migrate.failed")
+    assert failed["reason"] == "migration_lock_lost"
+    assert "before migration ledger.0003_seed" in failed["message"]
+    recorded = fetch(server, database, "SELECT app || '.' || name FROM django_migrations")
+    assert sorted(row[0] for row in recorded) == MIGRATIONS[:2]  # 0002 finished, 0003 never began
+
+    marker = tmp_path / "paused"
+    proc = start(
+        venv,
+        app_env(server, database, tmp_path),
+        log,
+        "--then",
+        f"pause {marker} 2",
+        "--then",
+        "visit",
+    )
+    wait_for(log, "preflight.migrate.locked")
+    locked = finished(0, "", log.read_text()).event("preflight.migrate.locked")
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    fetch(server, database, f"SELECT pg_terminate_backend({int(locked['pid'])})")
+    result = collect(proc, log)
+    assert result.code == 7, result.stderr
+    assert "before --then visit" in result.event("preflight.migrate.failed")["message"]
+    assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(0,)]
+
+
+def test_a_pooler_by_name_is_refused_before_any_connection(tmp_path: Path) -> None:
+    """SQL_HOST naming a CloudNativePG Pooler: exit 8 (migration_pooler), saying to use -rw."""
+    venv = appvenv.test_venv()
+    env = cli.base_env(
+        SQL_HOST="balancer-pooler-rw",
+        SQL_DATABASE="balancer",
+        SQL_USER="balancer",
+        SQL_PASSWORD=pg.APP_PASSWORD,
+        DJANGO_SETTINGS_MODULE="appsite.settings",
+        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "termination-log"),
+    )
+    result = run(venv, env, "--timeout", "5")
+    assert result.code == 8, result.stderr
+    failed = result.event("preflight.migrate.failed")
+    assert (failed["class"], failed["reason"]) == ("pooler", "migration_pooler")
+    assert "balancer-pooler-rw" in failed["message"]
+    assert "-rw service" in failed["hint"]
+    assert "preflight.migrate.retrying" not in result.names()
 
 
 def test_usage_and_configuration_errors(tmp_path: Path) -> None:

@@ -25,7 +25,13 @@ PASS = "pass"  # forward both ways
 CUT = "cut"  # forward the client's bytes; close after ``cut_after`` bytes from the server
 STALL = "stall"  # accept, read, never answer (a hung server or a stalled stream)
 RESET = "reset"  # accept and close at once
-MODES = (PASS, CUT, STALL, RESET)
+# Accept, answer the SSLRequest ("S": go ahead with TLS) and a GSSENCRequest ("N"),
+# then read and never answer: a server that hangs in the middle of the handshake.
+HANDSHAKE_STALL = "handshake-stall"
+MODES = (PASS, CUT, STALL, RESET, HANDSHAKE_STALL)
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+TCP_REPAIR = 19  # linux/tcp.h; not in Python's socket module
 
 
 class Proxy:
@@ -36,6 +42,10 @@ class Proxy:
     then both sides are closed: with TLS and a small ``cut_after`` the cut
     lands in the middle of the handshake (after the server's ``S`` answer to
     the SSLRequest and part of its ServerHello).
+
+    :meth:`freeze` stops every connection, open ones included, as a network
+    that drops packets does: nothing is forwarded either way and nothing is
+    closed, so no FIN and no RST reaches either side.
     """
 
     def __init__(
@@ -51,6 +61,8 @@ class Proxy:
         self.host = "127.0.0.1"
         self.port = int(self._listener.getsockname()[1])
         self._stop = threading.Event()
+        self._frozen = threading.Event()
+        self._upstream: set[socket.socket] = set()  # our sockets to the server
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -67,6 +79,7 @@ class Proxy:
             sock.close()
             with self._lock:
                 self._open.discard(sock)
+                self._upstream.discard(sock)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -86,18 +99,9 @@ class Proxy:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
             self._close(client)
             return
-        if mode == STALL:
+        if mode in (STALL, HANDSHAKE_STALL):
             self.cuts += 1
-            client.settimeout(0.2)
-            while not self._stop.is_set():
-                try:
-                    if not client.recv(4096):
-                        break
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-            self._close(client)
+            self._silent(client, answer=mode == HANDSHAKE_STALL)
             return
         try:
             server = socket.create_connection(self.target, timeout=5)
@@ -105,18 +109,64 @@ class Proxy:
             self._close(client)
             return
         self._track(server)
+        with self._lock:
+            self._upstream.add(server)
         budget = self.cut_after if mode == CUT else None
         upstream = threading.Thread(target=self._pump, args=(client, server, None), daemon=True)
         upstream.start()
         if self._pump(server, client, budget):
             self.cuts += 1
+        if self._frozen.is_set():
+            self._stop.wait()  # frozen: hold the client's socket open, silent, until close()
         self._close(client, server)
         upstream.join(timeout=1)
+
+    def _silent(self, client: socket.socket, *, answer: bool) -> None:
+        """Read and never answer; with ``answer``, first say yes to the SSLRequest
+        (and no to a GSSENCRequest), as a server that hangs mid-handshake."""
+        client.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data = client.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if answer and len(data) >= 8:
+                code = int.from_bytes(data[4:8], "big")
+                with contextlib.suppress(OSError):
+                    client.sendall(b"N" if code == GSSENC_REQUEST else b"S")
+                answer = code == GSSENC_REQUEST
+        self._close(client)
+
+    def freeze(self, *, vanish_upstream: bool = False) -> None:
+        """Forward nothing more, either way, on open connections and new ones; close nothing.
+
+        With ``vanish_upstream`` (needs CAP_NET_ADMIN) our sockets to the server
+        are also dropped without a FIN or RST (TCP repair mode), as a host that
+        is gone: the server hears of it only when it sends (a keepalive probe,
+        a query's result) and gets a reset.  Without it, our kernel keeps
+        acknowledging the server's keepalives, so the server never notices.
+        """
+        self.mode = STALL
+        self._frozen.set()
+        if vanish_upstream:
+            with self._lock:
+                upstream = list(self._upstream)
+            for sock in upstream:
+                # In repair mode close() sends nothing; a shutdown() first would send a FIN.
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+                sock.close()
+                with self._lock:
+                    self._open.discard(sock)
+                    self._upstream.discard(sock)
 
     def _pump(self, source: socket.socket, sink: socket.socket, budget: int | None) -> bool:
         """Copy ``source`` to ``sink``; True when ``budget`` bytes ran out (a cut)."""
         source.settimeout(0.2)
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._frozen.is_set():
             try:
                 data = source.recv(4096 if budget is None else max(1, min(4096, budget)))
             except TimeoutError:

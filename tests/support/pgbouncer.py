@@ -42,6 +42,7 @@ class PgBouncer:
         backend_host: str = "127.0.0.1",
         settings: Mapping[str, str | int] | None = None,
         password: str = APP_PASSWORD,
+        any_database: bool = False,
     ) -> None:
         binary = pgbouncer_binary()
         assert binary is not None, "pgbouncer is not installed"
@@ -69,6 +70,8 @@ class PgBouncer:
         lines = [
             "[databases]",
             f"{APP_DB} = host={backend_host} port={backend_port} dbname={APP_DB}",
+            # Any other name: the server's database of that name (tests make one each).
+            *([f"* = host={backend_host} port={backend_port}"] if any_database else []),
             "[pgbouncer]",
             *(f"{key} = {value}" for key, value in options.items()),
         ]

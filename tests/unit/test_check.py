@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -12,11 +13,12 @@ import pytest
 from preflight import Reason
 from preflight._check import Outcome, RetryDetails, check
 from preflight._config import load
+from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
 from preflight._options import Options
 from preflight._plan import Plan
 from preflight._probe import Extensions, ServerFacts
-from preflight._retry import Backoff, Deadline
+from preflight._retry import Backoff
 from tests.support.clock import FakeTime
 
 FACTS = ServerFacts("15.18", tls=True, tls_protocol="TLSv1.3", in_recovery=False, address=None)
@@ -162,3 +164,137 @@ def test_no_hook_is_needed() -> None:
     """The hook is optional: the default does nothing."""
     probe: Callable[..., ServerFacts] = lambda *_a, **_k: FACTS  # noqa: E731
     assert check(_plan(), Options(timeout=1), probe=probe).facts == FACTS
+
+
+# --- knocks while nothing listens ---------------------------------------------------
+
+
+def knocking_run(
+    script: list[PreflightError | ServerFacts], answers: list[bool], timeout: float = 10
+) -> tuple[Outcome, FakeTime, list[float], list[float]]:
+    """Run the loop over a scripted probe that leaves a door to knock at, and a scripted
+    knock: (outcome, fake time, when each knock came, when each attempt came)."""
+    fake = FakeTime()
+    results = list(script)
+    knocks: list[float] = []
+    attempts: list[float] = []
+
+    def probe(plan: Plan, deadline: Deadline, **kwargs: Any) -> ServerFacts:
+        attempts.append(fake.now)
+        kwargs["doorstep"].doors = [(None, "host=db")]
+        result = results.pop(0) if len(results) > 1 else results[0]
+        if isinstance(result, PreflightError):
+            raise result
+        return result
+
+    def knock(_doorstep: Any, wait: float) -> bool:
+        assert wait > 0
+        knocks.append(fake.now)
+        return answers.pop(0) if answers else False
+
+    outcome = check(
+        _plan(),
+        Options(timeout=timeout),
+        probe=probe,
+        deadline=Deadline(timeout, clock=fake.clock),
+        sleep=fake.sleep,
+        backoff=Backoff(0.1, 0.8, 0.5, random.Random(0)),
+        knock=knock,
+    )
+    return outcome, fake, knocks, attempts
+
+
+def test_an_answered_knock_ends_the_pause_at_once() -> None:
+    """After a refusal the pause knocks; the first answer starts the next attempt right then."""
+    fake = FakeTime()
+    up_at = 2.0  # the server begins to listen
+    knocks: list[float] = []
+    attempts: list[float] = []
+
+    def probe(plan: Plan, deadline: Deadline, **kwargs: Any) -> ServerFacts:
+        attempts.append(fake.now)
+        kwargs["doorstep"].doors = [(None, "host=db")]
+        if fake.now < up_at:
+            raise REFUSED
+        return FACTS
+
+    def knock(_doorstep: Any, _wait: float) -> bool:
+        knocks.append(fake.now)
+        return fake.now >= up_at
+
+    outcome = check(
+        _plan(),
+        Options(timeout=10),
+        probe=probe,
+        deadline=Deadline(10, clock=fake.clock),
+        sleep=fake.sleep,
+        backoff=Backoff(0.1, 0.8, 0.5, random.Random(0)),
+        knock=knock,
+    )
+    assert outcome.facts == FACTS
+    assert attempts[-1] == knocks[-1]  # the attempt goes on from the answered knock
+    assert up_at <= attempts[-1] <= up_at + 0.05  # the next knock after the server came up
+    assert len(attempts) == outcome.attempts
+
+
+def test_knocks_are_bounded_and_logins_keep_the_schedule() -> None:
+    """Never answered: at most 40 knocks a second, and the attempts come as without knocks."""
+    outcome, fake, knocks, attempts = knocking_run([REFUSED], [], timeout=5)
+    assert outcome.error is not None
+    assert outcome.error.reason is Reason.REFUSED
+    gaps = [b - a for a, b in itertools.pairwise(knocks)]
+    assert min(gaps) >= 0.025 - 1e-9
+    assert len(knocks) <= 40 * fake.now
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    for number, gap in enumerate(gaps[:-1], start=1):
+        base = min(0.8, 0.1 * 2 ** (number - 1))
+        assert base / 2 - 1e-9 <= gap <= base + 1e-9  # the backoff's band, knocks or not
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [Reason.STARTING_UP, Reason.POOLER_WAITING, Reason.TOO_MANY_CLIENTS, Reason.TIMEOUT],
+)
+def test_no_knocks_after_anything_but_a_refusal(reason: Reason) -> None:
+    """A server (or pooler) that answered, or a silent one, gets the plain backoff: no knocks."""
+    outcome, _, knocks, attempts = knocking_run([error_for(reason, "no")], [True] * 100, 3)
+    assert outcome.error is not None
+    assert knocks == []
+    assert len(attempts) <= 12
+
+
+def test_a_knock_that_answers_then_starting_up_gets_the_schedule_from_its_start() -> None:
+    """Refused, refused, then a starting server: the delays start over at 0.05-0.1 s and
+    double, never at knock pace."""
+    script = [REFUSED] * 8 + [error_for(Reason.STARTING_UP, "starting up")] * 6 + [FACTS]
+    outcome, _, knocks, attempts = knocking_run(script, [])
+    assert outcome.facts == FACTS
+    gaps = [b - a for a, b in itertools.pairwise(attempts[8:])]
+    bands = [(0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 0.8), (0.4, 0.8), (0.4, 0.8)]
+    assert all(low <= gap <= high for gap, (low, high) in zip(gaps, bands, strict=True))
+    assert knocks
+    assert max(knocks) < attempts[8]  # none after the server answered
+
+
+def test_nowhere_to_knock_sleeps_the_whole_delay() -> None:
+    """A probe that recorded no door (no attempt connected yet): the pause is one plain sleep."""
+    fake = FakeTime()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        fake.sleep(seconds)
+
+    def probe(plan: Plan, deadline: Deadline, **_kwargs: Any) -> ServerFacts:
+        raise REFUSED
+
+    check(
+        _plan(),
+        Options(timeout=2),
+        probe=probe,
+        deadline=Deadline(2, clock=fake.clock),
+        sleep=sleep,
+        backoff=Backoff(0.1, 0.8, 0.5, random.Random(0)),
+        knock=lambda _doorstep, _wait: None,
+    )
+    assert max(slept) > 0.3  # the capped delays, not cut into knock gaps

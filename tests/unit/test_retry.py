@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preflight import AuthFailed, Reason, Unreachable
+from preflight._deadline import Deadline, DeadlineReached
 from preflight._errors import PreflightError, error_for
 from preflight._exit_codes import REASONS
 from preflight._options import Options
 from preflight._retry import (
     UNKNOWN_LIMIT,
     Backoff,
-    Deadline,
-    DeadlineReached,
+    _Schedule,
     is_retryable,
     retrying,
 )
@@ -154,3 +154,28 @@ def test_alarm_is_off_without_a_deadline() -> None:
     """timeout 0: no alarm, the block runs to its end."""
     with Deadline(0).alarm():
         time.sleep(0.01)
+
+
+R, S, T = Reason.REFUSED, Reason.STARTING_UP, Reason.TOO_MANY_CLIENTS
+
+
+@pytest.mark.parametrize(
+    ("reasons", "steps"),
+    [
+        ([R, R, R, R], [1, 2, 3, 4]),  # nothing listens: the schedule climbs as before
+        ([S, S, S], [1, 2, 3]),  # answered from the start: as before
+        ([R, R, R, S, S], [1, 2, 3, 1, 2]),  # first answer after refusals: from the start
+        ([R, R, T, T, R, S], [1, 2, 1, 2, 3, 1]),  # each new answer after refusals
+        ([S, S, R, R], [1, 2, 3, 4]),  # a server that goes away keeps climbing
+    ],
+)
+def test_schedule_starts_over_when_a_server_first_answers(
+    reasons: list[Reason], steps: list[int]
+) -> None:
+    """The backoff step counts attempts, from 1 again at the first answer after refusals."""
+    schedule = _Schedule()
+    got = [
+        schedule.step(number, error_for(reason, "x"))
+        for number, reason in enumerate(reasons, start=1)
+    ]
+    assert got == steps
