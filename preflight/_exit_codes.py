@@ -54,7 +54,7 @@ POOLER = ExitClass(
     "pooler",
     8,
     "the migrate runner reached a connection pooler (a CloudNativePG Pooler by name, or a "
-    "session that changes server under it): it refuses before taking any lock",
+    "server connection that already carries its lock): it refuses before taking any lock",
 )
 UNREACHABLE = ExitClass(
     "unreachable", 10, "the deadline passed while the database could not be reached or used yet"
@@ -106,11 +106,13 @@ class Reason(enum.StrEnum):
     TLS_CA_MISSING = "tls_ca_missing"
     TLS_FAILED = "tls_failed"
     EXTENSION_MISSING = "extension_missing"
+    EXTENSION_CREATE_RACE = "extension_create_race"
     MIGRATION_FAILED = "migration_failed"
     MIGRATIONS_PENDING = "migrations_pending"
     MIGRATION_LOCK_HELD = "migration_lock_held"
     MIGRATION_LOCK_LOST = "migration_lock_lost"
     MIGRATION_POOLER = "migration_pooler"
+    MIGRATION_LOCK_TIMEOUT = "migration_lock_timeout"
     SYSTEM_CHECKS_FAILED = "system_checks_failed"
     FOLLOW_UP_FAILED = "follow_up_failed"
     CONFIG_INVALID = "config_invalid"
@@ -246,6 +248,12 @@ REASONS: dict[Reason, ReasonInfo] = {
         "a required extension is not installed in the database; see the message for "
         "how to install it for this kind of database",
     ),
+    Reason.EXTENSION_CREATE_RACE: ReasonInfo(
+        UNREACHABLE,
+        True,
+        "another replica created the same extension at the same moment; the next attempt "
+        "finds it installed",
+    ),
     Reason.MIGRATION_FAILED: ReasonInfo(
         CHECK_FAILED, False, "a migration or a follow-up command failed: read its output"
     ),
@@ -274,6 +282,13 @@ REASONS: dict[Reason, ReasonInfo] = {
         "migrate must reach PostgreSQL itself, not a pooler: set SQL_HOST for the migrate "
         "container to the Cluster's -rw service (CloudNativePG) or the server's own address; "
         "RDS Proxy is fine (it pins the session)",
+    ),
+    Reason.MIGRATION_LOCK_TIMEOUT: ReasonInfo(
+        CHECK_FAILED,
+        False,
+        "a migration waited longer than PREFLIGHT_MIGRATE_LOCK_TIMEOUT for a table lock, "
+        "every time it was tried: the blocking session is named (pid, application_name, "
+        "transaction start); end or wait out its transaction, then run again",
     ),
     Reason.SYSTEM_CHECKS_FAILED: ReasonInfo(
         CHECK_FAILED,

@@ -9,6 +9,7 @@ import contextlib
 import copy
 import hashlib
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -51,7 +52,6 @@ KEEPALIVES = {
     "keepalives_count": 3,
 }
 TCP_USER_TIMEOUT_MS = 30_000
-DEFAULT_CONNECT_TIMEOUT = 5
 # The same, for the server's end of the session, set for the lock's transaction only
 # (SET LOCAL: nothing outlives it, not even on a pooled server connection), with the
 # idle-in-transaction timeout a DBA may set on the role turned off for it.
@@ -68,6 +68,11 @@ HOLDS_EXPR = (
     " AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND l.classid::bigint = %s AND l.objid::bigint = %s)"
+)
+# Who blocks a backend's lock wait, without what they run (their query may hold values).
+BLOCKERS_SQL = (
+    "SELECT a.pid, a.application_name, a.xact_start FROM pg_stat_activity a"
+    " WHERE a.pid = ANY (pg_blocking_pids(%s)) ORDER BY a.pid"
 )
 HOLDER_SQL = (
     "SELECT l.pid, a.application_name, host(a.client_addr), a.client_port, a.state,"
@@ -159,6 +164,9 @@ class LockSession:
 
         self.alias = alias
         self.conn: Any = connections.create_connection(alias)
+        # The blocker sampler asks from its own thread, one statement at a time.
+        self.conn.inc_thread_sharing()
+        self._mutex = threading.Lock()
         # create_connection shares the settings dict with Django's own connection.
         self.conn.settings_dict = copy.deepcopy(self.conn.settings_dict)
         self._options = dict(self.conn.settings_dict.get("OPTIONS") or {})
@@ -177,13 +185,17 @@ class LockSession:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first row of ``sql``, or None."""
-        with self.conn.cursor() as cursor:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._mutex, self.conn.cursor() as cursor:
             cursor.execute(sql, list(params))
-            return cursor.fetchone()
+            return list(cursor.fetchall())
 
     def execute(self, sql: str) -> None:
         """A statement that returns no rows (BEGIN, ROLLBACK)."""
-        with self.conn.cursor() as cursor:
+        with self._mutex, self.conn.cursor() as cursor:
             cursor.execute(sql)
 
     def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -201,11 +213,6 @@ class LockSession:
             self.key = lock_key(self.value("SELECT current_database()"))
             self.classid, self.objid = lock_parts(self.key)
             self.server_version = int(self.value("SHOW server_version_num"))
-
-    def backend_pids(self, statements: int = 3) -> list[int]:
-        """The backend pid of ``statements`` separate statements (each its own transaction):
-        more than one pid means a pooler hands the session a different server each time."""
-        return [int(self.value("SELECT pg_backend_pid()")) for _ in range(statements)]
 
     def try_lock(self) -> bool | Holder:
         """Take the lock if free: True; False if this session already carries it (a
@@ -241,6 +248,14 @@ class LockSession:
         """Whether this session still holds the lock (raises if the session is gone)."""
         return bool(self.value("SELECT " + HOLDS_EXPR, self._key()))
 
+    def blockers(self, pid: int) -> list[str]:
+        """The sessions blocking backend ``pid``: pid, application_name, transaction start."""
+        return [
+            f"pid {row[0]} ({row[1] or 'no application_name'}, in a transaction since "
+            f"{iso(row[2]) or 'an unknown time'})"
+            for row in self.rows(BLOCKERS_SQL, [pid])
+        ]
+
     def release(self) -> None:
         """End the lock's transaction, and with it the lock."""
         self.locked = False
@@ -250,3 +265,44 @@ class LockSession:
         self.locked = False
         with contextlib.suppress(Exception):  # closing a broken connection may fail too
             self.conn.close()
+
+
+# Django's own connection (the one that migrates), for the session only: a role's
+# idle_session_timeout must not end it while a follow-up works without the database,
+# and the server's end notices a vanished runner in ~30 s, so the transaction of a
+# migration it was in is rolled back instead of holding its locks for hours.
+DJANGO_SESSION_SETTINGS = (
+    ("idle_session_timeout", "0", 140000),
+    ("tcp_keepalives_idle", "10", 90600),
+    ("tcp_keepalives_interval", "5", 90600),
+    ("tcp_keepalives_count", "3", 90600),
+    ("tcp_user_timeout", str(TCP_USER_TIMEOUT_MS), 120000),
+)
+
+
+def harden_django_connection(alias: str, lock: LockSession) -> None:
+    """Keepalives for Django's own connection of ``alias`` in this process (OPTIONS, and
+    ``DJANGO_SESSION_SETTINGS`` each time Django connects; not the lock's connection)."""
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    conn = connections[alias]
+    if conn.vendor != "postgresql":
+        return
+    libpq = libpq_version(conn.Database)
+    options = conn.settings_dict.setdefault("OPTIONS", {})
+    for name, value in KEEPALIVES.items():
+        options.setdefault(name, value)
+    if libpq >= 120000:
+        options.setdefault("tcp_user_timeout", TCP_USER_TIMEOUT_MS)
+
+    def created(sender: Any, connection: Any, **_kwargs: Any) -> None:
+        if connection.alias != alias or connection is lock.conn:
+            return
+        version = int(connection.pg_version)
+        with connection.cursor() as cursor:
+            for setting, value, since in DJANGO_SESSION_SETTINGS:
+                if version >= since:
+                    cursor.execute("SELECT set_config(%s, %s, false)", [setting, value])
+
+    connection_created.connect(created, weak=False, dispatch_uid=f"preflight-migrate-{alias}")
