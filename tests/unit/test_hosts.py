@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preflight import Kind, classify_host
+from preflight._hosts import Kind, classify_host
 
 CASES = [
     # local

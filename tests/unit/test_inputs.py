@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from preflight import Kind, load
 from preflight._cli import main
 from preflight._cluster import cluster_domain, search_domain, service_links
+from preflight._config import load
+from preflight._hosts import Kind
 
 BASE = {"SQL_HOST": "db", "SQL_DATABASE": "app", "SQL_USER": "app", "SQL_PASSWORD": "pw-1"}
 # What a Service named `sql` injects into every pod of its namespace.
