@@ -178,3 +178,31 @@ def test_host_facts(host: str, socket: bool, lookup: bool, dot: bool, for_libpq:
 def test_custom_cluster_domain_matches_by_suffix(host: str, domain: str, kind: Kind) -> None:
     """A custom cluster domain replaces cluster.local, and still only as the whole suffix."""
     assert classify_host(host, domain).kind is kind
+
+
+LABEL = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    head=st.lists(LABEL, min_size=2, max_size=2),
+    third=st.one_of(st.just("svc"), LABEL),
+    rest=st.one_of(
+        st.sampled_from([[], ["cluster", "local"], ["corp", "example"], ["k8s"]]),
+        st.lists(LABEL, max_size=3),
+    ),
+    domain=st.sampled_from(["cluster.local", "corp.example", "k8s"]),
+    dot=st.booleans(),
+)
+def test_only_the_svc_form_under_the_domain_is_in_cluster(
+    head: list[str], third: str, rest: list[str], domain: str, dot: bool
+) -> None:
+    """A name of three labels or more is in-cluster only as name.namespace.svc[.<domain>]
+    (by suffix; with a final dot only the full form); anything else is external (or RDS),
+    whatever the first label says."""
+    host = ".".join([*head, third, *rest]) + ("." if dot else "")
+    kind = classify_host(host, domain).kind
+    tail = ".".join(rest)
+    if third == "svc" and (tail == domain or (tail == "" and not dot)):
+        assert kind in (Kind.CLOUDNATIVEPG, Kind.INTERNAL)
+    else:
+        assert kind in (Kind.EXTERNAL, Kind.AWS_RDS)
