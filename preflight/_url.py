@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ._errors import Problem
 from ._hosts import check_host
 from ._result import Found
-from ._values import parse_port, parse_sslmode, parse_whole_number
+from ._values import parse_port, parse_sslmode, parse_whole_number, quote
 
 SCHEMES = {
     "postgres": "postgresql",
@@ -116,6 +116,23 @@ INTEGER_PARAMETERS = frozenset(
     }
 )
 """libpq's integer parameters: a value that is not a whole number is refused by libpq."""
+CHOICE_PARAMETERS = {
+    "channel_binding": ("disable", "prefer", "require"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "load_balance_hosts": ("disable", "random"),
+    "sslcertmode": ("disable", "allow", "require"),
+    "sslnegotiation": ("postgres", "direct"),
+    "target_session_attrs": (
+        "any",
+        "read-write",
+        "read-only",
+        "primary",
+        "standby",
+        "prefer-standby",
+    ),
+}
+"""libpq's enumerated parameters and the values it takes (case-sensitive, as libpq
+compares them): any other value libpq refuses at connection time."""
 _KNOWN_NAMES = LIBPQ_PARAMETERS | _QUERY_FIELDS.keys() | {"sslmode", "sslrootcert", "port"}
 _NAMES = {
     "host": "the host",
@@ -313,13 +330,21 @@ class _Reader:
             )
 
     def libpq(self, key: str, value: str) -> None:
-        """Keep a libpq parameter; an integer one must be a whole number, as libpq wants."""
+        """Keep a libpq parameter whose value libpq would take: an integer one a whole
+        number, an enumerated one one of its values."""
         if key in INTEGER_PARAMETERS:
             try:
                 parse_whole_number(value)
             except ValueError as exc:
                 self.problems.append(f"parameter {key}: {exc}")
                 return
+        choices = CHOICE_PARAMETERS.get(key)
+        if choices is not None and value not in choices:
+            self.problems.append(
+                f"parameter {key}: {quote(value)} is not one of {', '.join(choices)} "
+                "(libpq refuses it)"
+            )
+            return
         self.params[key] = value
 
     def recased(self, key: str) -> bool:

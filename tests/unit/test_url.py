@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preflight._url import (
+    CHOICE_PARAMETERS,
     INTEGER_PARAMETERS,
     LIBPQ_PARAMETERS,
     NEWER_PARAMETERS,
@@ -225,7 +226,7 @@ def test_problems(url: str, problem: str, parts: UrlParts) -> None:
 def test_every_libpq_parameter_is_kept(name: str) -> None:
     """Each libpq parameter in the query is kept, decoded; only one that needs a libpq
     newer than 15 gets a warning, naming the version."""
-    value = "7" if name in INTEGER_PARAMETERS else "a b"
+    value = "7" if name in INTEGER_PARAMETERS else CHOICE_PARAMETERS.get(name, ("a b",))[0]
     result = parse_database_url(f"postgres://h/db?{name}={quote(value)}&sslmode=disable")
     assert result.problems == ()
     if name in NEWER_PARAMETERS:
@@ -437,3 +438,35 @@ def test_option_secrets_by_setting_name(options: str, secrets: list[str]) -> Non
     """A -c setting named like a password, passphrase, secret, token, credential or an
     API/private/access key holds a secret; other settings stay readable."""
     assert option_secrets(options) == secrets
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in sorted(CHOICE_PARAMETERS.items()) for value in values],
+)
+def test_every_choice_libpq_takes_is_kept(name: str, value: str) -> None:
+    """Each value libpq accepts for an enumerated parameter passes as it is."""
+    result = parse_database_url(f"postgres://u@h/db?{name}={value}")
+    assert result.problems == ()
+    assert result.value.params == ((name, value),)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "target_session_attrs=bogus",
+        "target_session_attrs=Read-Write",
+        "gssencmode=yes",
+        "channel_binding=always",
+        "sslnegotiation=tls",
+        "load_balance_hosts=on",
+        "sslcertmode=verify",
+    ],
+)
+def test_a_value_libpq_refuses_is_a_problem_naming_the_parameter(query: str) -> None:
+    """``target_session_attrs=bogus``: refused up front, naming the parameter and the
+    values libpq takes, not at the first attempt with a hint about PG* variables."""
+    name = query.partition("=")[0]
+    (problem,) = parse_database_url(f"postgres://u@h/db?{query}").problems
+    assert problem.message.startswith(f"parameter {name}: ")
+    assert "is not one of" in problem.message
