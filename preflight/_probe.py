@@ -8,7 +8,6 @@ a classified :class:`PreflightError`; the deadline leaves it as
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import time
@@ -29,11 +28,6 @@ from ._failures import classify, driver_error
 from ._hosts import Kind, needs_lookup
 from ._plan import Plan
 from ._settings import password_now
-
-# psycopg reports what it ignores while closing a connection the deadline cut short
-# through the logging module; the preflight's own events say what happened.
-logging.getLogger("psycopg").addHandler(logging.NullHandler())
-logging.getLogger("psycopg").propagate = False
 
 
 class ServerFacts(NamedTuple):

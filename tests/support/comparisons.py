@@ -49,6 +49,9 @@ URLS: tuple[str, ...] = (
     "postgres://u:p@db/app?keepalives=1&keepalives_idle=30",
     "postgres://u:p@db/app?port=6432",
     "postgres://u:p@db/app?zz=1",
+    "postgres://u:p@db/app?SSLMODE=require",
+    "postgres://u:p@db/app?connect_timeout=abc",
+    "postgres://u:p@db/app&sslmode=require",
     "postgres://u:p@db/app?isolation_level=3",
     "postgres://u:p@db/app?password=q",
     "postgres://u:p@db/app?dbname=other",
@@ -179,6 +182,12 @@ REASONS: dict[str, str] = {
     "postgres://u:p@db/app?port=6432": "libpq's `port` parameter is the port",
     "postgres://u:p@db/app?zz=1": "not a libpq parameter (libpq would refuse it): left out, "
     "with a warning",
+    "postgres://u:p@db/app?SSLMODE=require": "a libpq name in another case, which libpq "
+    "refuses: refused, as leaving it out would weaken the sslmode",
+    "postgres://u:p@db/app?connect_timeout=abc": "not a whole number, which libpq refuses at "
+    "connection time: refused at import, naming the parameter",
+    "postgres://u:p@db/app&sslmode=require": "the `?` forgotten: refused, not taken for a "
+    "database name",
     "postgres://u:p@db/app?isolation_level=3": "Django's own OPTIONS (`isolation_level`, "
     "`server_side_binding`, `assume_role`) are not read from the URL: set them in settings.py",
     "postgres://u:p@db/app?password=q": "the password given twice: refused, not guessed",
