@@ -28,8 +28,12 @@ from ._errors import PreflightError
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
 # While nothing listens (connection refused), the pause between two logins knocks
-# every 25-50 ms: at most 40 knocks a second per process (_check.py).
-KNOCK_GAP = (0.025, 0.05)
+# every 25-200 ms, at random: at most 40 knocks a second per process, about 9 on
+# average (_check.py).  The width spreads a herd's first logins over 200 ms once
+# a server listens, so fewer land in its start-up window.
+KNOCK_GAP = (0.025, 0.2)
+# After "too many clients" a delay reaches up to this many times the base.
+CROWDED = 2.0
 
 
 class Backoff:
@@ -54,10 +58,11 @@ class Backoff:
 
     def crowded(self, attempt: int) -> float:
         """Delay after "too many clients": from the usual low end up to twice the base
-        (0.4-1.6 s at the default cap), so a herd that a full server turned away
-        spreads over 1.2 s and comes back less often than the plain schedule."""
+        (0.4-1.6 s at the default cap, mean 1 s), so a herd that a full server turned
+        away spreads over 1.2 s and comes back less often than the plain schedule
+        (0.4-0.8 s) would bring it."""
         base = self.base(attempt)
-        return self._rng.uniform(base * (1 - self.jitter), 2 * base)
+        return self._rng.uniform(base * (1 - self.jitter), CROWDED * base)
 
     def knock_gap(self) -> float:
         """The pause before the next knock (:data:`KNOCK_GAP`)."""

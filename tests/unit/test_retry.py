@@ -216,7 +216,7 @@ def test_crowded_delay_spreads_wider_and_slower_than_the_plain_one(
     assert base * (1 - jitter) - 1e-12 <= backoff.crowded(attempt) <= 2 * base + 1e-12
 
 
-def test_a_full_server_spreads_the_herd_over_twice_the_plain_band() -> None:
+def test_a_full_server_spreads_the_herd_over_three_times_the_plain_band() -> None:
     """After 'too many clients' at the cap, 400 processes' next delays cover 0.4-1.6 s, a mean
     near 1.0 s (the plain schedule's 0.4-0.8 s, mean 0.6, keeps a herd tighter and faster)."""
     rng = random.Random(7)
@@ -226,3 +226,13 @@ def test_a_full_server_spreads_the_herd_over_twice_the_plain_band() -> None:
     assert min(delays) < 0.5
     assert max(delays) > 1.5
     assert 0.9 < sum(delays) / len(delays) < 1.1
+
+
+def test_knock_gaps_spread_a_herd_over_200_ms() -> None:
+    """Knock gaps are random over 25-200 ms (at most 40 a second), so a herd's first logins
+    after a server begins to listen are spread over 200 ms, not bunched into 50."""
+    backoff = Backoff(0.1, 0.8, 0.5, random.Random(3))
+    gaps = [backoff.knock_gap() for _ in range(2000)]
+    assert all(0.025 <= gap <= 0.2 for gap in gaps)
+    assert min(gaps) < 0.03
+    assert max(gaps) > 0.19
