@@ -65,7 +65,7 @@ from .._jsonlog import Writer
 from .._redact import Redactor
 from .._retry import Deadline
 from .._settings import read_settings
-from ._lock import Holder, LockSession
+from ._lock import Holder, LockSession, harden_django_connection
 from ._steps import CommandFailed, follow_up, migrate, setup_django, unapplied
 from ._wait import Awaited, Waiter
 
@@ -359,7 +359,8 @@ def _run(
             f"--database {args.database}: no such alias in DATABASES",
             hint="name an alias from DATABASES",
         )
-    lock = LockSession(args.database)
+    lock = LockSession(args.database)  # a copy of the settings: its own options
+    harden_django_connection(args.database, lock)
     settings = lock.conn.settings_dict
     if settings.get("PASSWORD"):
         run_.log.redactor.add(str(settings["PASSWORD"]))

@@ -51,7 +51,6 @@ KEEPALIVES = {
     "keepalives_count": 3,
 }
 TCP_USER_TIMEOUT_MS = 30_000
-DEFAULT_CONNECT_TIMEOUT = 5
 # The same, for the server's end of the session, set for the lock's transaction only
 # (SET LOCAL: nothing outlives it, not even on a pooled server connection), with the
 # idle-in-transaction timeout a DBA may set on the role turned off for it.
@@ -250,3 +249,44 @@ class LockSession:
         self.locked = False
         with contextlib.suppress(Exception):  # closing a broken connection may fail too
             self.conn.close()
+
+
+# Django's own connection (the one that migrates), for the session only: a role's
+# idle_session_timeout must not end it while a follow-up works without the database,
+# and the server's end notices a vanished runner in ~30 s, so the transaction of a
+# migration it was in is rolled back instead of holding its locks for hours.
+DJANGO_SESSION_SETTINGS = (
+    ("idle_session_timeout", "0", 140000),
+    ("tcp_keepalives_idle", "10", 90600),
+    ("tcp_keepalives_interval", "5", 90600),
+    ("tcp_keepalives_count", "3", 90600),
+    ("tcp_user_timeout", str(TCP_USER_TIMEOUT_MS), 120000),
+)
+
+
+def harden_django_connection(alias: str, lock: LockSession) -> None:
+    """Keepalives for Django's own connection of ``alias`` in this process (OPTIONS, and
+    ``DJANGO_SESSION_SETTINGS`` each time Django connects; not the lock's connection)."""
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    conn = connections[alias]
+    if conn.vendor != "postgresql":
+        return
+    libpq = libpq_version(conn.Database)
+    options = conn.settings_dict.setdefault("OPTIONS", {})
+    for name, value in KEEPALIVES.items():
+        options.setdefault(name, value)
+    if libpq >= 120000:
+        options.setdefault("tcp_user_timeout", TCP_USER_TIMEOUT_MS)
+
+    def created(sender: Any, connection: Any, **_kwargs: Any) -> None:
+        if connection.alias != alias or connection is lock.conn:
+            return
+        version = int(connection.pg_version)
+        with connection.cursor() as cursor:
+            for setting, value, since in DJANGO_SESSION_SETTINGS:
+                if version >= since:
+                    cursor.execute("SELECT set_config(%s, %s, false)", [setting, value])
+
+    connection_created.connect(created, weak=False, dispatch_uid=f"preflight-migrate-{alias}")

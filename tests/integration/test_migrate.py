@@ -446,6 +446,32 @@ def test_lock_lost_mid_run_stops_before_the_next_step(
     assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(0,)]
 
 
+def test_idle_session_timeout_on_the_role_ends_no_session(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """The role has idle_session_timeout (0.5 s) in this database; a 2 s migration, two
+    runners, a follow-up that leaves Django's connection idle for 1 s before the next
+    uses it: both exit 0, every migration applied once, both visits recorded."""
+    with server.admin() as conn:
+        conn.execute(
+            psycopg.sql.SQL("ALTER ROLE {} IN DATABASE {} SET idle_session_timeout = 500").format(
+                psycopg.sql.Identifier(pg.APP_USER), psycopg.sql.Identifier(database)
+            )
+        )
+    env = app_env(server, database, tmp_path, DJANGOAPP_SLOW_SECONDS="2")
+    logs = [tmp_path / f"runner-{n}.log" for n in range(2)]
+    procs = [
+        start(venv, env, log, "--then", f"pause {tmp_path / f'paused-{n}'} 1", "--then", "visit")
+        for n, log in enumerate(logs)
+    ]
+    results = [collect(proc, log) for proc, log in zip(procs, logs, strict=True)]
+    assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
+    assert any(r.names().count("preflight.migrate.waiting") for r in results)
+    recorded = fetch(server, database, "SELECT app || '.' || name FROM django_migrations")
+    assert sorted(row[0] for row in recorded) == MIGRATIONS
+    assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(2,)]
+
+
 def test_a_pooler_by_name_is_refused_before_any_connection(tmp_path: Path) -> None:
     """SQL_HOST naming a CloudNativePG Pooler: exit 8 (migration_pooler), saying to use -rw."""
     venv = appvenv.test_venv()
