@@ -7,7 +7,7 @@ The data flows one way, each step in its own private module:
 - settings -> plan: ``_hosts`` (classification), ``_sslmode`` (SSL choice),
   ``_trust`` (``system`` CA), ``_libpq_env`` (``PG*``), ``_plan``
 - plan -> attempt: ``_dns`` (lookup under the deadline), ``_probe`` (one
-  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff, deadline),
+  attempt), ``_failures`` (messages -> reasons), ``_retry`` (backoff), ``_deadline``,
   ``_check`` (the loop, with an instrumentation hook)
 - attempt -> outcome: ``_exit_codes`` (classes, reasons, exit codes), ``_errors``,
   ``_events``, ``_redact``, ``_explain``, ``_logging``, ``_termination``,
@@ -25,6 +25,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str  # read from the installed metadata on first access
+
     from ._config import Config, load
     from ._errors import (
         AuthFailed,
@@ -45,7 +47,9 @@ if TYPE_CHECKING:
     from ._settings import DatabaseSettings, Secret, read_settings
     from ._sslmode import choose_sslmode
 
-__version__ = "0.2.0"
+# The distribution whose installed metadata holds the version (written once, in
+# pyproject.toml); ``__version__`` is read from it on first access.
+DISTRIBUTION = "django-db-preflight"
 
 # name -> the private module that defines it
 _WHERE = {
@@ -104,6 +108,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'preflight' has no attribute {name!r}")

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from ._deadline import Deadline, DeadlineReached
 from ._errors import PreflightError, error_for
 from ._exit_codes import Reason
 from ._options import Options
 from ._plan import Plan
 from ._probe import Doorstep, ServerFacts, knock, probe, require
-from ._retry import Backoff, Deadline, DeadlineReached, retrying
+from ._retry import Backoff, retrying
 
 
 class RetryDetails(NamedTuple):

@@ -27,19 +27,13 @@ from ._redact import Redactor
 from ._values import closest
 
 COMMANDS = ("check", "explain")
-DISTRIBUTION = "django-db-preflight"
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    """The installed distribution's version (``preflight.__version__``)."""
+    from . import __version__
 
-    try:
-        return installed(DISTRIBUTION)
-    except PackageNotFoundError:
-        from . import __version__
-
-        return __version__
+    return str(__version__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,8 +184,8 @@ class _Run:
 
     def _check_plan(self) -> int:
         from ._check import RetryDetails, check
+        from ._deadline import Deadline
         from ._explain import plan_document
-        from ._retry import Deadline
 
         plan, options = self.config.plan, self.config.options
         assert plan is not None

@@ -19,13 +19,13 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
+from ._deadline import Deadline, DeadlineReached
 from ._dns import ResolveError, needs_lookup, resolve
 from ._errors import CheckFailed, PreflightError, error_for
 from ._exit_codes import REASONS, Reason
-from ._failures import driver_error
+from ._failures import classify, driver_error
 from ._hosts import Kind
 from ._plan import Plan
-from ._retry import Deadline, DeadlineReached
 from ._settings import password_now
 
 # psycopg reports what it ignores while closing a connection the deadline cut short

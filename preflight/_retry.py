@@ -14,43 +14,21 @@ query), so a run ends within the timeout whatever hangs.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import random
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 from typing import Any
 
 import tenacity
 
+from ._deadline import Deadline
 from ._errors import PreflightError
 
-# libpq (and psycopg) treat any connect_timeout below 2 seconds as 2.
-MIN_CONNECT_TIMEOUT = 2
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
 # While nothing listens (connection refused), the pause between two logins knocks
 # every 25-50 ms: at most 40 knocks a second per process (_check.py).
 KNOCK_GAP = (0.025, 0.05)
-
-
-class DeadlineReached(BaseException):
-    """The deadline passed while something was blocking; never retried.
-
-    Raised bare by the alarm; a step that knows what it was waiting for raises it
-    again with a ``reason``, a ``message`` and optionally a ``hint``.
-    """
-
-    def __init__(
-        self, message: str | None = None, *, reason: str = "timeout", hint: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.hint = hint
 
 
 class Backoff:
@@ -76,56 +54,6 @@ class Backoff:
     def knock_gap(self) -> float:
         """The pause before the next knock (:data:`KNOCK_GAP`)."""
         return self._rng.uniform(*KNOCK_GAP)
-
-
-class Deadline:
-    """The overall deadline; ``timeout == 0`` means none."""
-
-    def __init__(
-        self,
-        timeout: float,
-        clock: Callable[[], float] = time.monotonic,
-        start: float | None = None,
-    ) -> None:
-        self._clock = clock
-        self.start = clock() if start is None else start
-        self.timeout = timeout
-
-    def elapsed(self) -> float:
-        return self._clock() - self.start
-
-    def remaining(self) -> float:
-        if self.timeout == 0:
-            return math.inf
-        return self.timeout - self.elapsed()
-
-    def connect_timeout(self, configured: int) -> int:
-        """The per-attempt timeout for libpq: the configured one, clipped to the time left."""
-        left = self.remaining()
-        if left == math.inf:
-            return configured
-        return max(MIN_CONNECT_TIMEOUT, min(configured, math.ceil(left)))
-
-    @contextlib.contextmanager
-    def alarm(self) -> Iterator[None]:
-        """Raise :class:`DeadlineReached` in the main thread when the deadline passes."""
-        left = self.remaining()
-        if left == math.inf or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        if left <= 0:
-            raise DeadlineReached
-
-        def ring(_signum: int, _frame: FrameType | None) -> None:
-            raise DeadlineReached
-
-        previous = signal.signal(signal.SIGALRM, ring)
-        signal.setitimer(signal.ITIMER_REAL, left)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
 
 
 def is_retryable(exc: BaseException, retry_auth: bool) -> bool:

@@ -58,12 +58,12 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from .. import _events, _exit_codes, _options, _termination
+from .._deadline import Deadline
 from .._errors import ConfigError, PreflightError, Problem, error_for
 from .._exit_codes import Reason
 from .._failures import driver_error
 from .._jsonlog import Writer
 from .._redact import Redactor
-from .._retry import Deadline
 from .._settings import read_settings
 from ._lock import Holder, LockSession, harden_django_connection
 from ._steps import CommandFailed, follow_up, migrate, setup_django, unapplied

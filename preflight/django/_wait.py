@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._deadline import Deadline
 from .._errors import PreflightError
-from .._retry import Deadline
 
 POLL_SECONDS = 0.25  # how often a waiter asks again (plus up to 20 % jitter)
 LOG_EVERY_SECONDS = 5.0  # how often a waiter logs that it is still waiting

@@ -20,7 +20,8 @@ import pytest
 from tests.support import cli, k8s
 
 ROOT = Path(__file__).resolve().parents[2]
-GUIDE = (ROOT / "docs" / "adopting-balancer.md").read_text()
+PAGE = (ROOT / "docs" / "adopting-balancer.md").read_text()
+GUIDE = PAGE[PAGE.index("## The changes") :]  # steps 1 to 6 (step 0 publishes)
 
 
 def _block(language: str, index: int = 0) -> str:
@@ -31,9 +32,10 @@ def _block(language: str, index: int = 0) -> str:
 
 
 def test_step1_requirement_is_the_base_distribution_without_dependencies() -> None:
-    """The requirements line names the distribution; its base install needs nothing."""
+    """The requirements line pins this version of the distribution, which needs nothing."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert _block("text").strip() == project["name"] == "django-db-preflight"
+    assert project["name"] == "django-db-preflight"
+    assert _block("text").strip() == f"{project['name']}=={project['version']}"
     assert project["dependencies"] == []
 
 

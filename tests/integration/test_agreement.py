@@ -19,7 +19,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -243,34 +242,3 @@ def test_each_cell_runs_its_own_driver(spec: appvenv.Spec) -> None:
     """Django's backend in each app venv really uses the driver the cell is named for."""
     expected = "psycopg2" if spec.driver.startswith("psycopg2") else "psycopg"
     assert appvenv.driver_of(appvenv.ready(spec).python) == expected
-
-
-def test_installing_the_helper_keeps_the_apps_driver(tmp_path: Path) -> None:
-    """With balancer's pins, pip install of this package (with its dependencies) adds
-    no psycopg 3, and Django still uses psycopg2."""
-    python = appvenv.fresh(tmp_path)
-    pins = list(appvenv.BALANCER.requirements)
-    for args in (pins, [str(appvenv.REPO)]):
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-    listed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    names = {entry["name"].lower() for entry in _json(listed)}
-    assert "django-db-preflight" in names
-    assert not names & {"psycopg", "psycopg-binary", "psycopg-c", "psycopg-pool"}, names
-    assert appvenv.driver_of(python) == "psycopg2"
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)

@@ -5,9 +5,10 @@ preflight.django migrate``) with the exact driver the app would have, never the
 test venv's.  Each venv is built once and cached under
 ``/var/tmp/preflight-appvenvs`` (``PREFLIGHT_APPVENV_CACHE`` overrides), keyed
 by its requirements and this Python's version; a file lock makes parallel
-builds wait for each other.  The preflight package is installed into it from
-this checkout without dependencies, once per test session, from a wheel built
-once, so the venv has only what the app itself would install.
+builds wait for each other.  The preflight package is installed into it without
+dependencies, once per test session, from the wheel a release would publish
+(``tests/support/dist.py``, built once), so the venv has only what the app
+itself would install.
 
 pip runs with its normal configuration (this machine's mirrors).  A venv that
 cannot be built raises: in CI that fails the run rather than skipping a cell.
@@ -15,7 +16,6 @@ cannot be built raises: in CI that fails the run rather than skipping a cell.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import functools
@@ -28,6 +28,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+from tests.support import dist
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("PREFLIGHT_APPVENV_CACHE", "/var/tmp/preflight-appvenvs"))
@@ -111,31 +113,17 @@ def build(spec: Spec) -> AppVenv:
     return AppVenv(spec, path)
 
 
-def preflight_wheel(directory: Path) -> Path:
-    """A wheel of this checkout (built once per call site; the caller caches it)."""
-    _pip(Path(sys.executable), "wheel", "--quiet", "--no-deps", "-w", str(directory), str(REPO))
-    (wheel,) = directory.glob("*.whl")
-    return wheel
-
-
 def with_preflight(venv: AppVenv, wheel: Path) -> AppVenv:
-    """Install this checkout's package into ``venv`` without its dependencies."""
+    """Install the package from ``wheel`` into ``venv`` without its dependencies."""
     with _locked(CACHE / f"{venv.spec.key}.lock"):
         _pip(venv.python, "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel))
     return venv
 
 
 @functools.cache
-def _session_wheel() -> Path:
-    directory = tempfile.mkdtemp(prefix="preflight-wheel-")
-    atexit.register(shutil.rmtree, directory, True)
-    return preflight_wheel(Path(directory))
-
-
-@functools.cache
 def ready(spec: Spec) -> AppVenv:
-    """The venv for ``spec`` with this checkout's preflight in it (once per process)."""
-    return with_preflight(build(spec), _session_wheel())
+    """The venv for ``spec`` with the built wheel's preflight in it (once per process)."""
+    return with_preflight(build(spec), dist.built().wheel)
 
 
 def test_venv() -> AppVenv:

@@ -12,11 +12,12 @@ import pytest
 
 from preflight import Reason, load
 from preflight._check import Outcome, RetryDetails, check
+from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
 from preflight._options import Options
 from preflight._plan import Plan
 from preflight._probe import Extensions, ServerFacts
-from preflight._retry import Backoff, Deadline
+from preflight._retry import Backoff
 from tests.support.clock import FakeTime
 
 FACTS = ServerFacts("15.18", tls=True, tls_protocol="TLSv1.3", in_recovery=False, address=None)

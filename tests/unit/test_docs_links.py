@@ -1,4 +1,4 @@
-"""Every relative link and anchor in README.md, CONTRIBUTING.md and docs/*.md resolves."""
+"""Every relative link and anchor in the README, CONTRIBUTING, CHANGELOG and docs/ resolves."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
 
 def pages(root: Path) -> list[Path]:
     """The documentation pages whose links are checked."""
-    return [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").glob("*.md"))]
+    top = [root / name for name in ("README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
+    return [*top, *sorted((root / "docs").glob("*.md"))]
 
 
 def slug(heading: str) -> str:
@@ -67,7 +68,7 @@ def test_every_relative_link_and_anchor_resolves() -> None:
 
 
 def test_the_pages_link_to_each_other() -> None:
-    """The README links every page under docs/ and CONTRIBUTING.md (the check has links)."""
+    """The README links every page under docs/, CONTRIBUTING.md and CHANGELOG.md."""
     readme = (ROOT / "README.md").read_text()
     linked = set(LINK.findall(readme))
     for page in pages(ROOT)[1:]:
@@ -93,6 +94,7 @@ def test_a_broken_link_is_found(tmp_path: Path, link: str, found: bool) -> None:
     (tmp_path / "docs" / "check.md").write_text("# The check\n\n## Logs\n")
     (tmp_path / "Makefile").write_text("test:\n")
     (tmp_path / "CONTRIBUTING.md").write_text("# Contributing\n")
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n")
     (tmp_path / "README.md").write_text(f"# Title\n\n## Contents\n\n{link}\n")
     assert bool(broken_links(tmp_path)) is found
 

@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import preflight.django
+from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
 from preflight._exit_codes import Reason
 from preflight._jsonlog import Writer
 from preflight._redact import Redactor
-from preflight._retry import Deadline
 from preflight._values import parse_seconds
 from preflight.django.__main__ import _port, read_options
 from preflight.django._lock import Holder, lock_key, lock_options, lock_parts

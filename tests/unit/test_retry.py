@@ -11,14 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preflight import AuthFailed, Reason, Unreachable
+from preflight._deadline import Deadline, DeadlineReached
 from preflight._errors import PreflightError, error_for
 from preflight._exit_codes import REASONS
 from preflight._options import Options
 from preflight._retry import (
     UNKNOWN_LIMIT,
     Backoff,
-    Deadline,
-    DeadlineReached,
     _Schedule,
     is_retryable,
     retrying,
