@@ -111,6 +111,7 @@ class Reason(enum.StrEnum):
     MIGRATION_LOCK_HELD = "migration_lock_held"
     MIGRATION_LOCK_LOST = "migration_lock_lost"
     MIGRATION_POOLER = "migration_pooler"
+    MIGRATION_LOCK_TIMEOUT = "migration_lock_timeout"
     SYSTEM_CHECKS_FAILED = "system_checks_failed"
     FOLLOW_UP_FAILED = "follow_up_failed"
     CONFIG_INVALID = "config_invalid"
@@ -274,6 +275,13 @@ REASONS: dict[Reason, ReasonInfo] = {
         "migrate must reach PostgreSQL itself, not a pooler: set SQL_HOST for the migrate "
         "container to the Cluster's -rw service (CloudNativePG) or the server's own address; "
         "RDS Proxy is fine (it pins the session)",
+    ),
+    Reason.MIGRATION_LOCK_TIMEOUT: ReasonInfo(
+        CHECK_FAILED,
+        False,
+        "a migration waited longer than PREFLIGHT_MIGRATE_LOCK_TIMEOUT for a table lock, "
+        "every time it was tried: the blocking session is named (pid, application_name, "
+        "transaction start); end or wait out its transaction, then run again",
     ),
     Reason.SYSTEM_CHECKS_FAILED: ReasonInfo(
         CHECK_FAILED,

@@ -65,14 +65,26 @@ from .._failures import driver_error
 from .._jsonlog import Writer
 from .._redact import Redactor
 from .._settings import read_settings
+from .._values import parse_seconds
 from ._lock import Holder, LockSession, harden_django_connection
-from ._steps import CommandFailed, follow_up, migrate, setup_django, unapplied
+from ._steps import CommandFailed, follow_up, migrate_with_retries, setup_django, unapplied
 from ._wait import Awaited, Waiter
 
 # Past the deadline, the watchdog ends a run that is stuck where Python cannot
 # interrupt it (psycopg2 inside libpq) after this much more.
 GRACE_SECONDS = 0.5
-_SPECS = {spec.name: spec for spec in _options.SPECS}
+# The runner's own knob, with the check's spec type and parser (not a flag of the check).
+LOCK_TIMEOUT_SPEC = _options.OptionSpec(
+    "lock_timeout",
+    "PREFLIGHT_MIGRATE_LOCK_TIMEOUT",
+    "--lock-timeout",
+    parse_seconds,
+    "lock_timeout for each migration in seconds: a migration that waits longer for a "
+    "table lock is rolled back and tried again, at most 5 times in all (default 0: the "
+    "role's own lock_timeout, no retries)",
+    "SECONDS",
+)
+_SPECS = {spec.name: spec for spec in (*_options.SPECS, LOCK_TIMEOUT_SPEC)}
 _PHASES = {
     "start": "starting",
     "connect": "connecting to the database",
@@ -143,10 +155,14 @@ class Run:
 
     def fail(self, error: PreflightError) -> NoReturn:
         extra = {"phase": self.phase}
-        if self.bounded and self.deadline.timeout and self.deadline.remaining() <= 0:
+        if error.retryable and self.past(0):  # what was awaited when the time ran out
             error = self.past_deadline(error)
         code = self.record(error, **extra)
         raise Exit(error.exit_code if code is None else code)
+
+    def past(self, grace: float) -> bool:
+        """Whether the deadline applies now and passed more than ``grace`` seconds ago."""
+        return self.bounded and bool(self.deadline.timeout) and self.deadline.remaining() < -grace
 
     def past_deadline(self, error: PreflightError | None) -> PreflightError:
         """The failure at the deadline: what was awaited, with the phase named."""
@@ -168,9 +184,7 @@ class Run:
     def _watchdog(self) -> None:
         while True:
             time.sleep(0.05)
-            if not (self.bounded and self.deadline.timeout):
-                continue
-            if self.deadline.remaining() > -GRACE_SECONDS:
+            if not self.past(GRACE_SECONDS):
                 continue
             code = self.record(self.past_deadline(self.awaited), phase=self.phase)
             if code is not None:
@@ -272,6 +286,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"{timeout.help}; the work under the lock is not cut short "
         f"(default: ${timeout.variable} or 60)",
     )
+    migrate_.add_argument(
+        LOCK_TIMEOUT_SPEC.flag,
+        metavar=LOCK_TIMEOUT_SPEC.metavar,
+        help=f"{LOCK_TIMEOUT_SPEC.help} (or ${LOCK_TIMEOUT_SPEC.variable})",
+    )
     return parser
 
 
@@ -285,6 +304,7 @@ def read_options(
         "timeout": defaults.timeout,
         "connect_timeout": defaults.connect_timeout,
         "termination_log": defaults.termination_log,
+        "lock_timeout": 0.0,
     }
     problems: list[Problem] = []
     for name in values:
@@ -310,7 +330,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # The password in every form the app's settings may hold it (SQL_PASSWORD, the
     # file, DATABASE_URL), withheld from the first line on, settings errors included.
     log = Writer(sys.stderr, Redactor(read_settings(env).secrets))
-    values, problems = read_options({"timeout": args.timeout}, env)
+    values, problems = read_options(
+        {"timeout": args.timeout, "lock_timeout": args.lock_timeout}, env
+    )
     run_ = Run(log, Deadline(values["timeout"], start=deadline_start), values["termination_log"])
     Signals(run_).install()
     run_.watch()
@@ -331,7 +353,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             commands = [shlex.split(command) for command in args.then]
             if not all(commands):
                 run_.fail(error_for(Reason.USAGE, "--then: empty command", hint="name a command"))
-            return _run(run_, args, commands, values["connect_timeout"], env)
+            return _run(run_, args, commands, values, env)
         except PreflightError as error:
             run_.fail(error)
     except Exit as stop:
@@ -348,7 +370,11 @@ def _port(value: Any) -> Any:
 
 
 def _run(
-    run_: Run, args: argparse.Namespace, commands: list[list[str]], connect: int, env: Any
+    run_: Run,
+    args: argparse.Namespace,
+    commands: list[list[str]],
+    values: Mapping[str, Any],
+    env: Any,
 ) -> int:
     setup_django(args.settings, env)
     from django.db import connections
@@ -380,8 +406,9 @@ def _run(
         then=list(args.then),
         timeout=run_.deadline.timeout,
         skip_checks=bool(args.skip_checks),
+        lock_timeout=values["lock_timeout"],
     )
-    session = _Session(run_, lock, connect)
+    session = _Session(run_, lock, values["connect_timeout"])
     try:
         if args.check:
             return session.check()
@@ -394,7 +421,12 @@ def _run(
             )
         else:
             _refuse_pooler_by_name(str(settings.get("HOST") or ""))
-        return session.migrate(args.database, commands, skip_checks=args.skip_checks)
+        return session.migrate(
+            args.database,
+            commands,
+            skip_checks=args.skip_checks,
+            lock_timeout=values["lock_timeout"],
+        )
     finally:
         lock.close()
 
@@ -412,6 +444,44 @@ def _refuse_pooler_by_name(host: str) -> None:
             f"HOST {host} is a connection pooler ({found.evidence}), where a migration lock "
             "cannot be trusted and Django's session state does not hold",
         )
+
+
+class _BlockerSampler:
+    """While migrations run with a lock timeout, asks every 0.1 s (on the lock's session,
+    from a thread) which sessions block Django's, so a migration that gives up can name
+    them: the wait is over, and with it the server's record of who blocked it."""
+
+    def __init__(self, lock: LockSession, alias: str, lock_timeout: float) -> None:
+        self._lock = lock
+        self._alias = alias
+        self._active = lock_timeout > 0
+        self._stop = threading.Event()
+        self._seen: list[str] = []
+
+    def __enter__(self) -> _BlockerSampler:
+        if self._active:
+            from django.db import connections
+
+            with connections[self._alias].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = int(cursor.fetchone()[0])
+            threading.Thread(target=self._sample, args=(pid,), daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+
+    def _sample(self, pid: int) -> None:
+        while not self._stop.wait(0.1):
+            with contextlib.suppress(Exception):  # the lock's own checks report a broken session
+                found = self._lock.blockers(pid)
+                if found:
+                    self._seen = found
+
+    def take(self) -> list[str]:
+        """The blockers last seen, forgotten for the next try."""
+        seen, self._seen = self._seen, []
+        return seen
 
 
 class _Session:
@@ -556,7 +626,9 @@ class _Session:
             f"(pid {self.lock.pid}) ended or let it go ({cause}); nothing more was started",
         )
 
-    def migrate(self, alias: str, commands: list[list[str]], *, skip_checks: bool) -> int:
+    def migrate(
+        self, alias: str, commands: list[list[str]], *, skip_checks: bool, lock_timeout: float
+    ) -> int:
         from django.db import connections
 
         self.connect(refuse_pooler=True)
@@ -575,11 +647,16 @@ class _Session:
         self.run.awaited = None
         self.run.phase = "migrate"
         pending = unapplied(connections[alias])
-        migrate(
-            alias,
-            skip_checks=skip_checks,
-            before_each=lambda name: self.verify(f"migration {name}"),
-        )
+        lock_timeout = lock_timeout if self.postgres else 0.0
+        with _BlockerSampler(self.lock, alias, lock_timeout) as sampler:
+            migrate_with_retries(
+                alias,
+                skip_checks=skip_checks,
+                before_each=lambda name: self.verify(f"migration {name}"),
+                lock_timeout=lock_timeout,
+                blockers=sampler.take,
+                report=self.report_lock_timeout,
+            )
         self.run.log.emit("info", _events.MIGRATE_MIGRATED, applied=pending)
         for words in commands:
             self.run.phase = "follow-up"
@@ -598,6 +675,18 @@ class _Session:
         connections.close_all()
         self.run.log.emit("info", _events.MIGRATE_DONE, waited=waited, elapsed=self.run.elapsed())
         return 0
+
+    def report_lock_timeout(
+        self, migration: str, attempt: int, pause: float, blockers: list[str]
+    ) -> None:
+        self.run.log.emit(
+            "warning",
+            _events.MIGRATE_LOCK_TIMEOUT,
+            migration=migration,
+            attempt=attempt,
+            next_delay=pause,
+            blockers=blockers,
+        )
 
     # --- check ---
 

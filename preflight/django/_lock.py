@@ -9,6 +9,7 @@ import contextlib
 import copy
 import hashlib
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -67,6 +68,11 @@ HOLDS_EXPR = (
     " AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND l.classid::bigint = %s AND l.objid::bigint = %s)"
+)
+# Who blocks a backend's lock wait, without what they run (their query may hold values).
+BLOCKERS_SQL = (
+    "SELECT a.pid, a.application_name, a.xact_start FROM pg_stat_activity a"
+    " WHERE a.pid = ANY (pg_blocking_pids(%s)) ORDER BY a.pid"
 )
 HOLDER_SQL = (
     "SELECT l.pid, a.application_name, host(a.client_addr), a.client_port, a.state,"
@@ -158,6 +164,9 @@ class LockSession:
 
         self.alias = alias
         self.conn: Any = connections.create_connection(alias)
+        # The blocker sampler asks from its own thread, one statement at a time.
+        self.conn.inc_thread_sharing()
+        self._mutex = threading.Lock()
         # create_connection shares the settings dict with Django's own connection.
         self.conn.settings_dict = copy.deepcopy(self.conn.settings_dict)
         self._options = dict(self.conn.settings_dict.get("OPTIONS") or {})
@@ -176,13 +185,17 @@ class LockSession:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first row of ``sql``, or None."""
-        with self.conn.cursor() as cursor:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._mutex, self.conn.cursor() as cursor:
             cursor.execute(sql, list(params))
-            return cursor.fetchone()
+            return list(cursor.fetchall())
 
     def execute(self, sql: str) -> None:
         """A statement that returns no rows (BEGIN, ROLLBACK)."""
-        with self.conn.cursor() as cursor:
+        with self._mutex, self.conn.cursor() as cursor:
             cursor.execute(sql)
 
     def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -239,6 +252,14 @@ class LockSession:
     def holds(self) -> bool:
         """Whether this session still holds the lock (raises if the session is gone)."""
         return bool(self.value("SELECT " + HOLDS_EXPR, self._key()))
+
+    def blockers(self, pid: int) -> list[str]:
+        """The sessions blocking backend ``pid``: pid, application_name, transaction start."""
+        return [
+            f"pid {row[0]} ({row[1] or 'no application_name'}, in a transaction since "
+            f"{iso(row[2]) or 'an unknown time'})"
+            for row in self.rows(BLOCKERS_SQL, [pid])
+        ]
 
     def release(self) -> None:
         """End the lock's transaction, and with it the lock."""

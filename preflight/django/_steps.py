@@ -6,8 +6,11 @@ Each step fails with the preflight's own errors (``_errors``), never a bare exce
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -67,21 +70,73 @@ def load_urlconf() -> None:
         ) from None
 
 
-def migrate(alias: str, *, skip_checks: bool, before_each: Callable[[str], None]) -> None:
+# PREFLIGHT_MIGRATE_LOCK_TIMEOUT: each migration tried this many times at most, with a
+# pause of 0.5 s doubling to 4 s between tries (half of each pause random).
+LOCK_TIMEOUT_ATTEMPTS = 5
+LOCK_TIMEOUT_PAUSE = (0.5, 4.0)
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class LockTimedOut(Exception):
+    """A migration's statement waited ``lock_timeout`` for a table lock (rolled back)."""
+
+    def __init__(self, migration: str) -> None:
+        super().__init__(migration)
+        self.migration = migration
+
+
+def lock_not_available(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is PostgreSQL's lock_not_available (55P03)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if code == LOCK_NOT_AVAILABLE:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _set_lock_timeout(alias: str, seconds: float) -> None:
+    """``lock_timeout`` for Django's session (0: the role's own)."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        if seconds > 0:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, false)", [f"{seconds * 1000:.0f}ms"]
+            )
+        else:
+            cursor.execute("RESET lock_timeout")
+
+
+def migrate(
+    alias: str,
+    *,
+    skip_checks: bool,
+    before_each: Callable[[str], None],
+    lock_timeout: float = 0.0,
+) -> None:
     """``manage.py migrate --database ALIAS [--skip-checks]``, calling ``before_each`` with
-    each migration's name right before it is applied (Django's own progress callback)."""
+    each migration's name right before it is applied (Django's own progress callback).
+    With ``lock_timeout`` each migration waits at most that long for a table lock
+    (:class:`LockTimedOut`)."""
     from django.core.management import call_command, get_commands, load_command_class
-    from django.core.management.base import SystemCheckError
 
     if skip_checks:
         load_urlconf()
     # The app's own migrate command if it overrides Django's, as manage.py would run.
     command: Any = load_command_class(get_commands()["migrate"], "migrate")
     report = command.migration_progress_callback
+    current = ["migrate"]
 
     def progress(action: str, migration: Any = None, fake: bool = False) -> None:
         if action == "apply_start":
-            before_each(f"{migration.app_label}.{migration.name}")
+            current[0] = f"{migration.app_label}.{migration.name}"
+            before_each(current[0])
+            if lock_timeout > 0:
+                _set_lock_timeout(alias, lock_timeout)
         report(action, migration, fake)
 
     command.migration_progress_callback = progress
@@ -96,23 +151,76 @@ def migrate(alias: str, *, skip_checks: bool, before_each: Callable[[str], None]
             # stderr carries the runner's JSON lines only.
             stderr=sys.stdout,
         )
-    except PreflightError:
-        raise
-    except SystemCheckError as exc:
-        raise error_for(Reason.SYSTEM_CHECKS_FAILED, str(exc)) from None
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise error_for(
                 Reason.MIGRATION_FAILED, f"migrate failed: exited with {exc.code}"
             ) from None
     except Exception as exc:
-        raise error_for(
-            Reason.MIGRATION_FAILED,
-            f"migrate failed: {type(exc).__name__}: {exc}",
-            hint="read the error above; the failed migration was rolled back (PostgreSQL "
-            "runs each migration in a transaction) and the lock released, so the next "
-            "runner retries it",
-        ) from None
+        raise _failure(exc, current[0] if lock_timeout > 0 else None) from None
+    finally:
+        if lock_timeout > 0:
+            with contextlib.suppress(Exception):  # a broken connection: the error says why
+                _set_lock_timeout(alias, 0)
+
+
+def _failure(exc: Exception, migration: str | None) -> Exception:
+    """What a failure of ``migrate`` is: the preflight's own error as it is, failing
+    system checks, a lock timeout (when one was set), or a failed migration."""
+    from django.core.management.base import SystemCheckError
+
+    if isinstance(exc, PreflightError):
+        return exc
+    if isinstance(exc, SystemCheckError):
+        return error_for(Reason.SYSTEM_CHECKS_FAILED, str(exc))
+    if migration is not None and lock_not_available(exc):
+        return LockTimedOut(migration)
+    return error_for(
+        Reason.MIGRATION_FAILED,
+        f"migrate failed: {type(exc).__name__}: {exc}",
+        hint="read the error above; the failed migration was rolled back (PostgreSQL "
+        "runs each migration in a transaction) and the lock released, so the next "
+        "runner retries it",
+    )
+
+
+def migrate_with_retries(
+    alias: str,
+    *,
+    skip_checks: bool,
+    before_each: Callable[[str], None],
+    lock_timeout: float,
+    blockers: Callable[[], list[str]],
+    report: Callable[[str, int, float, list[str]], None],
+    sleep: Callable[[float], Any] = time.sleep,
+    rng: random.Random | None = None,
+) -> None:
+    """:func:`migrate`; with ``lock_timeout``, a migration that timed out waiting for a
+    table lock is tried again (the system checks once), at most
+    :data:`LOCK_TIMEOUT_ATTEMPTS` times, naming ``blockers()`` when it gives up."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    first, cap = LOCK_TIMEOUT_PAUSE
+    for attempt in range(1, LOCK_TIMEOUT_ATTEMPTS + 1):
+        try:
+            migrate(
+                alias,
+                skip_checks=skip_checks or attempt > 1,
+                before_each=before_each,
+                lock_timeout=lock_timeout,
+            )
+            return
+        except LockTimedOut as timed_out:
+            found = blockers()
+            if attempt == LOCK_TIMEOUT_ATTEMPTS:
+                who = "; ".join(found) if found else "a session no longer visible"
+                raise error_for(
+                    Reason.MIGRATION_LOCK_TIMEOUT,
+                    f"{timed_out.migration} waited {lock_timeout:g} s for a table lock "
+                    f"{attempt} times and gave up; blocked by {who}",
+                ) from None
+            pause = round(min(cap, first * 2 ** (attempt - 1)) * (0.5 + 0.5 * rng.random()), 3)
+            report(timed_out.migration, attempt, pause, found)
+            sleep(pause)
 
 
 def exit_status(code: object) -> int:

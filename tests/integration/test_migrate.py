@@ -24,6 +24,7 @@ import pytest
 
 from preflight.django._lock import LOCK_KEY_SQL, lock_key
 from tests.support import appvenv, cli, pg
+from tests.support import migrate as m
 
 CELLS = {
     "dj42-psycopg2": lambda: appvenv.ready(appvenv.BALANCER),
@@ -258,31 +259,22 @@ def test_lock_wait_deadline_and_holder(
     """A stranger holds the lock: the waiter names it (pid, application_name, client
     address, state, since when) and exits 10 at the deadline naming the phase.  The key
     is the documented one, and the server computes the same."""
-    stranger = psycopg.connect(
-        host=server.host,
-        port=server.port,
-        dbname=database,
-        user=pg.APP_USER,
-        password=pg.APP_PASSWORD,
-        application_name="stranger",
-        autocommit=True,
-    )
-    with stranger as conn:
+    with server.admin(database) as conn:
         assert conn.execute(LOCK_KEY_SQL).fetchone() == (lock_key(database),)
-        conn.execute("SELECT pg_advisory_lock(%s)", [lock_key(database)])
+    with m.stranger(server, database) as conn:  # over TCP, named m.STRANGER, holding it
         pid = conn.info.backend_pid
         result = run(venv, app_env(server, database, tmp_path, PREFLIGHT_TIMEOUT="2"))
     assert result.code == 10
     waiting = result.event("preflight.migrate.waiting")
     assert waiting["holder_pid"] == pid
-    assert waiting["holder_application_name"] == "stranger"
+    assert waiting["holder_application_name"] == m.STRANGER
     assert waiting["holder_client_addr"] == "127.0.0.1"
     assert waiting["holder_state"] == "idle"
     assert stamp({"timestamp": waiting["holder_since"]}) <= stamp(waiting)
     failed = result.event("preflight.migrate.failed")
     assert (failed["reason"], failed["phase"]) == ("migration_lock_held", "lock")
     assert "waiting for the migration lock" in failed["message"]
-    assert f"pid {pid} (stranger" in failed["message"]
+    assert f"pid {pid} ({m.STRANGER}" in failed["message"]
     assert 2 <= failed["elapsed"] < 3.5  # the deadline, plus at most a poll and a margin
     assert fetch(server, database, "SELECT to_regclass('django_migrations')") == [(None,)]
 
@@ -472,6 +464,50 @@ def test_idle_session_timeout_on_the_role_ends_no_session(
     assert fetch(server, database, "SELECT count(*) FROM ledger_visit") == [(2,)]
 
 
+def test_lock_timeout_retries_then_names_the_blocker(
+    venv: appvenv.AppVenv, server: pg.LocalServer, database: str, tmp_path: Path
+) -> None:
+    """PREFLIGHT_MIGRATE_LOCK_TIMEOUT: a migration blocked by another transaction is
+    rolled back and retried, 5 times in all, then exits 7 naming the blocker (pid,
+    application_name, transaction start; never its query); released during the
+    retries, the same migration then goes through."""
+    env = app_env(server, database, tmp_path, PREFLIGHT_MIGRATE_LOCK_TIMEOUT="0.3")
+    subprocess.run(
+        appvenv.app_command(venv, "manage.py", "migrate", "ledger", "0003"),
+        cwd=appvenv.DJANGOAPP,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    with server.admin(database) as conn:
+        conn.execute("SET application_name = 'blocker'")
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE ledger_marker IN ACCESS SHARE MODE")
+        gave_up = run(venv, env)
+        assert gave_up.code == 7, gave_up.stderr
+        failed = gave_up.event("preflight.migrate.failed")
+        assert failed["reason"] == "migration_lock_timeout"
+        assert "ledger.0004_marker_note" in failed["message"]
+        assert (
+            f"pid {conn.info.backend_pid} (blocker, in a transaction since 20"
+            in (failed["message"])
+        )
+        retries = [e for e in gave_up.events if e["event"] == "preflight.migrate.lock_timeout"]
+        assert [e["attempt"] for e in retries] == [1, 2, 3, 4]
+        assert "LOCK TABLE" not in gave_up.stderr
+        assert ("0004_marker_note",) not in fetch(
+            server, database, "SELECT name FROM django_migrations"
+        )
+
+        log = tmp_path / "runner.log"
+        proc = start(venv, env, log)
+        wait_for(log, "preflight.migrate.lock_timeout")
+        conn.execute("ROLLBACK")
+    through = collect(proc, log)
+    assert through.code == 0, through.stderr
+    assert through.event("preflight.migrate.migrated")["applied"] == MIGRATIONS[3:]
+
+
 def test_a_pooler_by_name_is_refused_before_any_connection(tmp_path: Path) -> None:
     """SQL_HOST naming a CloudNativePG Pooler: exit 8 (migration_pooler), saying to use -rw."""
     venv = appvenv.test_venv()
@@ -541,7 +577,9 @@ def test_connection_failures_are_classified(
     assert "not-the-password-9" not in wrong.stderr
     assert "preflight.migrate.retrying" not in wrong.names()
     closed = app_env(server, pg.APP_DB, tmp_path, SQL_PORT=str(pg.free_port()))
-    refused = run(venv, closed, "--timeout", "1")
+    # The deadline counts from the start, Django's own included (1 s can pass before
+    # the first attempt on a loaded machine).
+    refused = run(venv, closed, "--timeout", "3")
     assert refused.code == 10, refused.stderr
     assert refused.event("preflight.migrate.failed")["reason"] == "refused"
     assert refused.event("preflight.migrate.retrying")["reason"] == "refused"

@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 import preflight.django
 from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
-from preflight._exit_codes import Reason
+from preflight._exit_codes import REASONS, Reason
 from preflight._jsonlog import Writer
 from preflight._redact import Redactor
 from preflight._values import parse_seconds
-from preflight.django.__main__ import _port, read_options
+from preflight.django import _steps
+from preflight.django.__main__ import Exit, Run, _port, read_options
 from preflight.django._lock import Holder, lock_key, lock_options, lock_parts
-from preflight.django._steps import CommandFailed, exit_status
+from preflight.django._steps import CommandFailed, LockTimedOut, exit_status, lock_not_available
 from preflight.django._wait import Awaited, Waiter
 from tests.support.clock import FakeTime
 
@@ -271,3 +272,104 @@ def test_holder_is_named_in_full() -> None:
     text = holder.describe()
     for part in ("pid 42", "psql", "10.0.0.7:51000", "idle in transaction", "12:00:00Z"):
         assert part in text
+
+
+@pytest.mark.parametrize(
+    ("reason", "at", "phase_named"),
+    [
+        (Reason.MIGRATION_LOCK_HELD, 5.0, True),  # awaited until the deadline
+        (Reason.REFUSED, 5.0, True),
+        (Reason.AUTH_FAILED, 5.0, False),  # not what was awaited: said as it is
+        (Reason.MIGRATION_LOCK_HELD, 1.0, False),  # before the deadline
+    ],
+)
+def test_failure_at_the_deadline_names_the_phase(
+    reason: Reason, at: float, phase_named: bool, tmp_path: Path
+) -> None:
+    """Past the deadline a retried reason's failure names the phase it was waiting in;
+    every failure logs the phase and writes its one line to the termination log."""
+    fake = FakeTime()
+    out = io.StringIO()
+    run_ = Run(Writer(out, Redactor()), Deadline(2, clock=fake.clock), str(tmp_path / "t"))
+    run_.phase = "lock"
+    fake.now = at
+    with pytest.raises(Exit) as stopped:
+        run_.fail(error_for(reason, "held by pid 7"))
+    failed = json.loads(out.getvalue())
+    assert stopped.value.code == failed["exit_code"] == REASONS[reason].exit_class.code
+    assert (failed["reason"], failed["phase"]) == (reason.value, "lock")
+    assert ("waiting for the migration lock" in failed["message"]) is phase_named
+    assert (tmp_path / "t").read_text().startswith(f"{failed['class']} ({reason.value}): held")
+
+
+class _Sqlstate(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.sqlstate = code
+
+
+def _django_wrapped(code: str) -> Exception:
+    outer = Exception("OperationalError")
+    outer.__cause__ = _Sqlstate(code)
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_Sqlstate("55P03"), True),
+        (_django_wrapped("55P03"), True),
+        (_django_wrapped("57014"), False),  # a statement timeout is not a lock timeout
+        (ValueError("55P03"), False),
+    ],
+)
+def test_lock_not_available_is_recognised_through_djangos_wrapper(
+    exc: Exception, expected: bool
+) -> None:
+    """Only SQLSTATE 55P03, bare or as the cause of Django's error, is a lock timeout."""
+    assert lock_not_available(exc) is expected
+
+
+@pytest.mark.parametrize("fails", [0, 1, 4, 5, 9])
+def test_lock_timeouts_are_retried_a_bounded_number_of_times(
+    fails: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration that times out on a table lock is tried at most 5 times, pausing 0.25-4 s
+    between tries, with the system checks only the first time; then it names the blocker."""
+    calls: list[bool] = []
+
+    def migrate(alias: str, *, skip_checks: bool, before_each: Any, lock_timeout: float) -> None:
+        calls.append(skip_checks)
+        if len(calls) <= fails:
+            raise LockTimedOut("ledger.0004_marker_note")
+
+    monkeypatch.setattr(_steps, "migrate", migrate)
+    fake = FakeTime()
+    reports: list[tuple[str, int, float, list[str]]] = []
+
+    def attempt() -> None:
+        _steps.migrate_with_retries(
+            "default",
+            skip_checks=False,
+            before_each=lambda _name: None,
+            lock_timeout=0.3,
+            blockers=lambda: ["pid 7 (psql, in a transaction since 2026-11-30T12:00:00Z)"],
+            report=lambda *a: reports.append(a),
+            sleep=fake.sleep,
+            rng=random.Random(0),
+        )
+
+    if fails >= _steps.LOCK_TIMEOUT_ATTEMPTS:
+        with pytest.raises(PreflightError) as raised:
+            attempt()
+        assert raised.value.reason is Reason.MIGRATION_LOCK_TIMEOUT
+        assert "pid 7 (psql" in raised.value.message
+        assert len(calls) == _steps.LOCK_TIMEOUT_ATTEMPTS
+    else:
+        attempt()
+        assert len(calls) == fails + 1
+    assert calls[0] is False
+    assert all(calls[1:])
+    assert [r[1] for r in reports] == list(range(1, len(reports) + 1))
+    assert all(0.25 <= s <= 4 for s in fake.slept)
+    assert fake.slept == [r[2] for r in reports]
