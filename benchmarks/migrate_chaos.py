@@ -255,7 +255,7 @@ class Outcome:
     overruns: list[float] = field(default_factory=list)  # first log line to exit, less timeout
     spawn_overruns: list[float] = field(default_factory=list)  # spawn to exit, less timeout
     hung: int = 0  # runners killed at CAP
-    note: str = ""
+    notes: list[str] = field(default_factory=list)  # what else went wrong
 
 
 def _start(
@@ -321,8 +321,11 @@ def _judge(run: Run) -> Outcome:
             with contextlib.suppress(AssertionError):
                 out.overruns.append(runner.overrun(run.scenario.timeout))
             out.spawn_overruns.append(runner.seconds() - run.scenario.timeout)
-    if overlapping:
-        out.note = "overlapping follow-ups"
+    if overlapping:  # two follow-ups at once: the lock was not exclusive
+        out.notes.append("overlapping follow-ups")
+    if run.scenario.via_pooler and 0 in codes and set(codes) != {0}:
+        # Not one of the targets, but not the either/or: serialise or all refuse.
+        out.notes.append("mixed outcome through the pooler (some exit 0, some refused)")
     return out
 
 
@@ -432,6 +435,7 @@ def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
             ("lock left", o.locks_left),
             ("overrun", any(x > 1.0 for x in o.spawn_overruns)),
             ("hung", o.hung),
+            *((note, True) for note in o.notes),
         )
         if bad
     )
