@@ -159,6 +159,8 @@ def test_transaction_pooler(
         for (_, end), (begin, _) in itertools.pairwise(visits):
             assert end <= begin, "two follow-up commands ran at the same time"
     else:
+        reasons = [r.events[-1].get("reason") for r in results if r.events]
+        assert 0 not in codes, f"mixed outcome through the pooler: exits {codes}, {reasons}"
         failures = [m.failed_event(r) for r in results]
         assert len(set(codes)) == 1, codes
         assert codes[0] not in (0, 10), codes
