@@ -54,7 +54,7 @@ POOLER = ExitClass(
     "pooler",
     8,
     "the migrate runner reached a connection pooler (a CloudNativePG Pooler by name, or a "
-    "session that changes server under it): it refuses before taking any lock",
+    "server connection that already carries its lock): it refuses before taking any lock",
 )
 UNREACHABLE = ExitClass(
     "unreachable", 10, "the deadline passed while the database could not be reached or used yet"

@@ -18,10 +18,14 @@ stops with ``migration_lock_lost`` (exit 7), never 0.  A dead peer's lock frees
 when the server ends its session: TCP keepalives and ``tcp_user_timeout`` on
 both ends of the lock's connection make that about 30 s, not the kernel's 2 h.
 
-**Poolers.**  A host that names a CloudNativePG Pooler, or a session whose
-backend pid changes between statements (a transaction or statement pooler), or
-whose server connection already carries the lock, is refused with
-``migration_pooler`` (exit 8) before any lock is taken.
+**Poolers.**  The lock is correct through any pooler (a transaction pins its
+server connection) and cannot be left behind on one.  A host that names a
+CloudNativePG Pooler, or a server connection that already carries the lock (a
+session lock another client leaked there), is refused with ``migration_pooler``
+(exit 8) before any lock is taken.  A backend pid that changes between
+statements is not used to refuse: the first runner through a quiet transaction
+pooler sees one pid and the next ones several, so it would refuse some runners
+and not others.
 
 **One deadline** (``--timeout`` / ``PREFLIGHT_TIMEOUT``, the check's option and
 parser) covers everything until the work starts: both connections, every
@@ -526,27 +530,16 @@ class _Session:
             raise error
         return Awaited(error, {}, every_time=True)
 
-    def ensure_connected(self, *, refuse_pooler: bool) -> None:
-        if self.lock.conn.connection is not None:
-            return
-        self.lock.connect(self.run.deadline.connect_timeout(self.connect_timeout))
-        if self.postgres and refuse_pooler:
-            pids = self.lock.backend_pids()
-            if len(set(pids)) > 1:
-                self.lock.close()
-                raise error_for(
-                    Reason.MIGRATION_POOLER,
-                    "the server session changed between statements (backend pids "
-                    f"{', '.join(map(str, pids))}): a pooler in transaction or statement mode "
-                    "sits between the runner and PostgreSQL",
-                )
+    def ensure_connected(self) -> None:
+        if self.lock.conn.connection is None:
+            self.lock.connect(self.run.deadline.connect_timeout(self.connect_timeout))
 
-    def connect(self, *, refuse_pooler: bool) -> None:
+    def connect(self) -> None:
         self.run.phase = "connect"
 
         def attempt() -> Awaited | None:
             try:
-                self.ensure_connected(refuse_pooler=refuse_pooler)
+                self.ensure_connected()
             except Exception as exc:
                 return self.retry_or_raise(exc, self.lock.close)
             return None
@@ -561,7 +554,7 @@ class _Session:
 
         def attempt() -> Awaited | None:
             try:
-                self.ensure_connected(refuse_pooler=True)
+                self.ensure_connected()
                 got = lock.try_lock()
             except Exception as exc:
                 return self.retry_or_raise(exc, lock.close)
@@ -631,7 +624,7 @@ class _Session:
     ) -> int:
         from django.db import connections
 
-        self.connect(refuse_pooler=True)
+        self.connect()
         waited = 0.0
         if self.postgres:
             waited = self.take_lock()
@@ -691,13 +684,13 @@ class _Session:
     # --- check ---
 
     def check(self) -> int:
-        self.connect(refuse_pooler=False)
+        self.connect()
         self.run.phase = "schema"
         lock = self.lock
 
         def attempt() -> Awaited | None:
             try:
-                self.ensure_connected(refuse_pooler=False)
+                self.ensure_connected()
                 pending = unapplied(lock.conn)
                 holder = lock.holder() if self.postgres and not pending else None
             except Exception as exc:

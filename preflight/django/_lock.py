@@ -214,11 +214,6 @@ class LockSession:
             self.classid, self.objid = lock_parts(self.key)
             self.server_version = int(self.value("SHOW server_version_num"))
 
-    def backend_pids(self, statements: int = 3) -> list[int]:
-        """The backend pid of ``statements`` separate statements (each its own transaction):
-        more than one pid means a pooler hands the session a different server each time."""
-        return [int(self.value("SELECT pg_backend_pid()")) for _ in range(statements)]
-
     def try_lock(self) -> bool | Holder:
         """Take the lock if free: True; False if this session already carries it (a
         leaked session lock on a pooled server connection); else the holder."""

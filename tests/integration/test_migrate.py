@@ -479,8 +479,11 @@ def test_lock_timeout_retries_then_names_the_blocker(
         capture_output=True,
         check=True,
     )
-    with server.admin(database) as conn:
-        conn.execute("SET application_name = 'blocker'")
+    # The app's own role, as a blocking app transaction would be: another role's
+    # transaction start is not visible to the runner (it names "an unknown time").
+    dsn = f"host={server.host} port={server.port} dbname={database} user={pg.APP_USER}"
+    with psycopg.connect(dsn, password=pg.APP_PASSWORD, application_name="blocker") as conn:
+        conn.autocommit = True
         conn.execute("BEGIN")
         conn.execute("LOCK TABLE ledger_marker IN ACCESS SHARE MODE")
         gave_up = run(venv, env)
