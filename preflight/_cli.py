@@ -24,7 +24,7 @@ from ._config import Config, load
 from ._errors import ConfigError, InternalError, Interrupted, PreflightError, UsageError
 from ._exit_codes import Reason
 from ._redact import Redactor
-from ._values import closest
+from ._values import closest, parse_bool
 
 COMMANDS = ("check", "explain")
 
@@ -74,14 +74,39 @@ def build_parser() -> _Parser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     for spec in _options.SPECS:
+        boolean: dict[str, Any] = {"nargs": "?", "const": True} if _is_bool(spec) else {}
         parser.add_argument(
             spec.flag,
             dest=spec.name,
             type=_flag_type(spec),
             metavar=spec.metavar,
             help=f"{spec.help} [{spec.variable}]",
+            **boolean,
         )
     return parser
+
+
+def _is_bool(spec: _options.OptionSpec) -> bool:
+    return spec.parse is parse_bool
+
+
+def _bare_booleans(argv: list[str]) -> list[str]:
+    """``--create-extensions`` alone means true, even before the command word.
+
+    A yes/no flag takes the next word as its value only when that word is a yes/no
+    value; otherwise (``--create-extensions explain``) the flag stands bare.
+    """
+    flags = {spec.flag for spec in _options.SPECS if _is_bool(spec)}
+    out = list(argv)
+    for index, arg in enumerate(argv[:-1]):
+        if arg == "--":
+            break
+        if arg in flags:
+            try:
+                parse_bool(argv[index + 1])
+            except ValueError:
+                out[index] = f"{arg}=true"
+    return out
 
 
 def _unknown_flag(argv: Sequence[str]) -> UsageError | None:
@@ -321,7 +346,7 @@ def _main(argv: list[str], environ: Mapping[str, str], started: float | None) ->
     wants_version = False
     if usage is None:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser().parse_args(_bare_booleans(argv))
             command, wants_version = args.command, args.version
             overrides = {
                 spec.name: getattr(args, spec.name)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from . import _options, _settings
+from ._cluster import service_links
 from ._errors import ConfigError, Problem
 from ._options import Options, read_options
 from ._plan import Plan, build_plan
@@ -38,8 +39,9 @@ class Config(NamedTuple):
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A warning for each ``SQL_*``/``PREFLIGHT_*`` variable the preflight does not know."""
     warnings = []
+    links = {n for prefix in ("SQL", "PREFLIGHT") for n in service_links(environ, prefix)}
     for name in sorted(environ):
-        if name.startswith(PREFIXES) and name not in KNOWN:
+        if name.startswith(PREFIXES) and name not in KNOWN and name not in links:
             near = closest(name, list(KNOWN))
             hint = f" (did you mean {near}?)" if near else ""
             warnings.append(f"{name} is not a variable the preflight knows; it is ignored{hint}")
@@ -49,19 +51,19 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 def load(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Config:
     """Read the whole contract in one pass; never raises for bad input."""
     found = read_settings(environ)
-    options, option_problems = read_options(environ, overrides)
-    problems = [*found.problems, *option_problems]
+    options = read_options(environ, overrides)
+    problems = [*found.problems, *options.problems]
     plan = None
-    settings = found.settings
+    settings = found.value.settings
     if settings.engine == "postgresql" and not found.problems:
         planned = build_plan(settings, environ)
-        plan = planned.plan
+        plan = planned.value
         problems.extend(planned.problems)
     return Config(
         settings,
-        options,
+        options.value,
         plan,
         tuple(problems),
         (*found.warnings, *unknown_variables(environ)),
-        found.secrets,
+        found.value.secrets,
     )

@@ -10,7 +10,6 @@ as ``hostaddr``, keeping ``host`` for TLS verification.
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import socket
 import threading
@@ -18,17 +17,6 @@ import threading
 
 class ResolveError(Exception):
     """The name did not resolve, or the resolver did not answer in time."""
-
-
-def needs_lookup(host: str) -> bool:
-    """False for a socket directory or an IP literal."""
-    if host.startswith("/"):
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return False
 
 
 def resolve(host: str, port: int, timeout: float) -> list[str]:

@@ -106,6 +106,7 @@ class Reason(enum.StrEnum):
     TLS_CA_MISSING = "tls_ca_missing"
     TLS_FAILED = "tls_failed"
     EXTENSION_MISSING = "extension_missing"
+    EXTENSION_CREATE_RACE = "extension_create_race"
     MIGRATION_FAILED = "migration_failed"
     MIGRATIONS_PENDING = "migrations_pending"
     MIGRATION_LOCK_HELD = "migration_lock_held"
@@ -246,6 +247,12 @@ REASONS: dict[Reason, ReasonInfo] = {
         False,
         "a required extension is not installed in the database; see the message for "
         "how to install it for this kind of database",
+    ),
+    Reason.EXTENSION_CREATE_RACE: ReasonInfo(
+        UNREACHABLE,
+        True,
+        "another replica created the same extension at the same moment; the next attempt "
+        "finds it installed",
     ),
     Reason.MIGRATION_FAILED: ReasonInfo(
         CHECK_FAILED, False, "a migration or a follow-up command failed: read its output"

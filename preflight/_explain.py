@@ -32,6 +32,18 @@ class _Shown:
         return WITHHELD
 
 
+def _parameters(plan: Plan, shown: _Shown) -> dict[str, str | None]:
+    """The URL's further libpq parameters; a secret one only as ``set``."""
+    if not plan.settings.params:
+        return {}
+    from ._url import SECRET_PARAMETERS  # loaded only when DATABASE_URL gave parameters
+
+    return {
+        name: "set" if name in SECRET_PARAMETERS else shown(f"DATABASE_URL {name}", value)
+        for name, value in plan.settings.params
+    }
+
+
 def plan_document(plan: Plan, redactor: Redactor) -> dict[str, Any]:
     """The plan's fields; the password appears only as set/unset."""
     settings = plan.settings
@@ -56,6 +68,7 @@ def plan_document(plan: Plan, redactor: Redactor) -> dict[str, Any]:
         "gssencmode": "disable",
         "target_session_attrs": plan.target_session_attrs,
         "source": settings.source,
+        "parameters": _parameters(plan, shown),
         "libpq_env": {name: shown(name, value) for name, value in plan.libpq_env.variables.items()},
         "warnings": [*shown.withheld, *map(redactor.text, plan.warnings)],
     }

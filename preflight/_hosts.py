@@ -1,13 +1,17 @@
-"""Host classification: which kind of PostgreSQL does ``SQL_HOST`` point at?
+"""Host facts and classification: which kind of PostgreSQL does the host point at?
 
-Pure logic, no I/O.  The rules are a table (first match wins); docs/configuration.md
-shows the same table and a test keeps the two in step.
+Pure logic, no I/O.  Every question about a host string is answered here and only
+here: is it a socket directory, an IP literal, does it need a DNS lookup, does it
+end in a dot, is it a usable host at all.  The classification rules are a table
+(first match wins); docs/configuration.md shows the same table and a test keeps the
+two in step.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import json
 import re
 from typing import NamedTuple
 
@@ -58,12 +62,14 @@ RULES: tuple[tuple[Kind, str], ...] = (
         Kind.CLOUDNATIVEPG,
         "a Kubernetes service name whose first label ends in `-rw`, `-ro` or `-r`, written "
         "as `name`, `name.namespace`, `name.namespace.svc` or "
-        "`name.namespace.svc.cluster.local` (matched as a suffix); a first label that "
-        "also contains `pooler` is a CloudNativePG `Pooler` (PgBouncer) in front of it",
+        "`name.namespace.svc.<cluster domain>` (matched as a suffix; the domain is "
+        "`cluster.local`, or the pod's from `/etc/resolv.conf`, or `SQL_CLUSTER_DOMAIN`); "
+        "a first label that also contains `pooler` is a CloudNativePG `Pooler` (PgBouncer) "
+        "in front of it",
     ),
     (
         Kind.INTERNAL,
-        "any other one- or two-label name, or `name.namespace.svc[.cluster.local]`: a "
+        "any other one- or two-label name, or `name.namespace.svc[.<cluster domain>]`: a "
         "docker compose service (`db`) or a plain Kubernetes Service",
     ),
     (
@@ -86,12 +92,31 @@ _RDS_ENDPOINTS = (
 )
 
 
-def normalize_host(host: str) -> str:
-    """Lower-case, strip whitespace, brackets around IPv6 and one trailing dot."""
+SOCKET_PATH_LIMIT = 108  # sun_path, with the socket file name <dir>/.s.PGSQL.<port>
+
+
+def is_socket(host: str) -> bool:
+    """True for a Unix-socket directory: an absolute path (libpq's own rule)."""
+    return host.strip().startswith("/")
+
+
+def has_trailing_dot(host: str) -> bool:
+    """True for a name written fully qualified with a final dot (never a socket path)."""
+    name = host.strip()
+    return name.endswith(".") and name != "." and not is_socket(name)
+
+
+def _unbracketed(host: str) -> str:
     name = host.strip()
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
-    if name.startswith("/"):
+    return name
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case, strip whitespace, brackets around IPv6 and one trailing dot."""
+    name = _unbracketed(host)
+    if is_socket(name):
         return name  # a socket directory is a path: keep its case
     name = name.lower()
     if name.endswith(".") and name != ".":
@@ -105,6 +130,52 @@ def parse_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(name)
     except ValueError:
         return None
+
+
+def needs_lookup(host: str) -> bool:
+    """False for a socket directory or an IP literal (libpq connects without DNS)."""
+    return not is_socket(host) and parse_ip(_unbracketed(host)) is None
+
+
+def libpq_host(host: str) -> str:
+    """The host as libpq takes it: no brackets around IPv6, no surrounding space, and no
+    trailing dot after an IP address (libpq would look that up as a name)."""
+    name = _unbracketed(host)
+    if has_trailing_dot(name) and parse_ip(name[:-1]) is not None:
+        name = name[:-1]
+    return name
+
+
+_LABEL = r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$"
+
+
+def check_host(host: str) -> str | None:
+    """What is wrong with a host value, or None when it is usable (one rule for
+    ``SQL_HOST`` and the host of ``DATABASE_URL``)."""
+    raw = host.strip()
+    if "://" in raw:
+        return "looks like a URL, not a host name; give the host name alone"
+    if "," in raw:
+        return f"{json.dumps(raw)} lists several hosts; the preflight checks exactly one host"
+    if is_socket(raw):
+        if len(raw.encode()) + len("/.s.PGSQL.65535") >= SOCKET_PATH_LIMIT:
+            return (
+                "the socket directory is longer than a Unix socket path allows "
+                f"({SOCKET_PATH_LIMIT} bytes with the file name)"
+            )
+        return None
+    name = normalize_host(raw)
+    if parse_ip(name) is not None:
+        return None
+    head, sep, tail = raw.rpartition(":")
+    if sep and tail.isdigit():
+        bare = _unbracketed(head)
+        return f"{json.dumps(raw)} includes a port; give the host {bare} and the port {tail} apart"
+    if "@" in raw:
+        return "contains '@'; give the user apart and the host name alone"
+    if len(name) > 253 or not all(re.match(_LABEL, part) for part in name.split(".")):
+        return f"{json.dumps(raw)} is not a valid host name, IP address or socket directory"
+    return None
 
 
 def _is_loopback(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -121,7 +192,7 @@ def cnpg_role(host: str) -> str | None:
 
 def _local_or_ip(name: str) -> HostClass | None:
     """``local`` for a socket, localhost or loopback; ``external`` for another IP."""
-    if name.startswith("/"):
+    if is_socket(name):
         return HostClass(Kind.LOCAL, f"{name} is an absolute path: a Unix-socket directory")
     if name == "localhost":
         return HostClass(Kind.LOCAL, "localhost is the local machine")
@@ -149,12 +220,10 @@ def _rds(name: str) -> HostClass | None:
     return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
 
 
-def _service(name: str) -> HostClass:
+def _service(name: str, domain: str) -> HostClass:
     """A CloudNativePG service, a plain in-cluster name, or an outside one."""
     labels = name.split(".")
-    service_form = len(labels) <= 2 or (
-        labels[2] == "svc" and ".".join(labels[3:]) in ("", CLUSTER_DOMAIN)
-    )
+    service_form = len(labels) <= 2 or (labels[2] == "svc" and ".".join(labels[3:]) in ("", domain))
     role = cnpg_role(name)
     if role is not None and service_form:
         if "pooler" in labels[0]:
@@ -182,7 +251,11 @@ def _service(name: str) -> HostClass:
     return HostClass(Kind.EXTERNAL, f"{name} is a fully qualified domain name")
 
 
-def classify_host(host: str) -> HostClass:
-    """Classify ``host`` into a :class:`Kind` with the evidence for it (first rule wins)."""
+def classify_host(host: str, domain: str = CLUSTER_DOMAIN) -> HostClass:
+    """Classify ``host`` into a :class:`Kind` with the evidence for it (first rule wins).
+
+    ``domain`` is the Kubernetes cluster domain (``cluster.local`` unless the pod's
+    resolver or ``SQL_CLUSTER_DOMAIN`` says otherwise).
+    """
     name = normalize_host(host)
-    return _local_or_ip(name) or _rds(name) or _service(name)
+    return _local_or_ip(name) or _rds(name) or _service(name, normalize_host(domain))

@@ -4,10 +4,11 @@ The decision: they are honoured, exactly as libpq honours them, because the
 app's libpq (psycopg2 or psycopg 3 under Django) reads the same variables from
 the same environment.  The check passes the same explicit parameters as
 ``database_config()`` gives Django (host, port, dbname, user, sslmode,
-gssencmode, sslrootcert, target_session_attrs, and the password when one is
-set), so a ``PG*`` variable for one of those is overridden for both, and every
-other one acts on both alike.  What it cannot do is act silently: the plan and
-``explain`` list each one that is set, with a warning.
+gssencmode, sslrootcert, target_session_attrs, the password when one is set,
+and every libpq parameter ``DATABASE_URL`` gives), so a ``PG*`` variable for one
+of those is overridden for both, and every other one acts on both alike.  What
+it cannot do is act silently: the plan and ``explain`` list each one that is set,
+with a warning.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from ._result import Found
 from ._values import VALUE_LIMIT
 
 # Variables libpq reads that can change where, as whom or how it connects.
@@ -55,10 +57,9 @@ SECRET = frozenset({"PGPASSWORD"})
 
 
 class LibpqEnv(NamedTuple):
-    """The ``PG*`` variables in force, and what they do to this plan."""
+    """The ``PG*`` variables in force (what they do to the plan: the warnings beside it)."""
 
     variables: dict[str, str]  # name -> value shown ("set" for a secret)
-    warnings: tuple[str, ...]
     hostaddr: str | None  # PGHOSTADDR: libpq connects there and skips DNS
 
 
@@ -95,7 +96,7 @@ def read_libpq_env(
     password_set: bool,
     rootcert_set: bool,
     target_session_attrs_set: bool,
-) -> LibpqEnv:
+) -> Found[LibpqEnv]:
     """What libpq will take from ``environ`` beyond the explicit parameters."""
     shown: dict[str, str] = {}
     warnings: list[str] = []
@@ -122,4 +123,4 @@ def read_libpq_env(
             shown["PGPASSFILE"] = pgpass
             warnings.append(_pgpass_warning(pgpass))
     hostaddr = environ.get("PGHOSTADDR") or None
-    return LibpqEnv(shown, tuple(warnings), hostaddr)
+    return Found(LibpqEnv(shown, hostaddr), (), tuple(warnings))

@@ -29,10 +29,6 @@ def set_redactor(redactor: Redactor) -> None:
     _redactor = redactor
 
 
-def redactor() -> Redactor:
-    return _redactor
-
-
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     redacted = _redactor.document(dict(event))
     assert isinstance(redacted, dict)

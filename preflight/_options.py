@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from ._errors import Problem
+from ._result import Found
 from ._values import (
     VALUE_LIMIT,
     parse_bool,
@@ -143,7 +144,7 @@ VARIABLES = tuple(spec.variable for spec in SPECS)
 
 def read_options(
     environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
-) -> tuple[Options, tuple[Problem, ...]]:
+) -> Found[Options]:
     """Read the knobs once; a value in ``overrides`` (from a flag) wins over the variable."""
     overrides = overrides or {}
     values: dict[str, Any] = {}
@@ -171,4 +172,4 @@ def read_options(
                 f"{options.backoff_initial:g}",
             )
         )
-    return options, tuple(problems)
+    return Found(options, tuple(problems))

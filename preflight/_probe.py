@@ -20,11 +20,13 @@ from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
 from ._deadline import Deadline, DeadlineReached
-from ._dns import ResolveError, needs_lookup, resolve
-from ._errors import CheckFailed, PreflightError, error_for
+from ._dns import ResolveError, resolve
+from ._errors import PreflightError, error_for
 from ._exit_codes import REASONS, Reason
+from ._extensions import Extensions, read_extensions
+from ._extensions import require as require_extensions
 from ._failures import classify, driver_error
-from ._hosts import Kind
+from ._hosts import Kind, needs_lookup
 from ._plan import Plan
 from ._settings import password_now
 
@@ -32,27 +34,6 @@ from ._settings import password_now
 # through the logging module; the preflight's own events say what happened.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 logging.getLogger("psycopg").propagate = False
-
-
-class Extensions(NamedTuple):
-    """Required extensions, sorted by what a person must do about them."""
-
-    installed: tuple[str, ...] = ()
-    created: tuple[str, ...] = ()  # created by this run (PREFLIGHT_CREATE_EXTENSIONS)
-    available: tuple[str, ...] = ()  # on the server, not installed in the database
-    unavailable: tuple[str, ...] = ()  # not on the server at all
-
-    @property
-    def ok(self) -> bool:
-        return not self.available and not self.unavailable
-
-    def as_log(self) -> dict[str, list[str]]:
-        return {
-            "installed": list(self.installed),
-            "created": list(self.created),
-            "available_not_installed": list(self.available),
-            "unavailable": list(self.unavailable),
-        }
 
 
 class ServerFacts(NamedTuple):
@@ -73,78 +54,15 @@ SELECT current_setting('server_version'),
        (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid())
 """
 
-_EXTENSIONS = """
-SELECT want.name,
-       e.extversion IS NOT NULL AS installed,
-       a.name IS NOT NULL AS available,
-       (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
-         OR (coalesce((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v
-                       WHERE v.name = want.name), false)
-             AND has_database_privilege(current_database(), 'CREATE')) AS may_create
-FROM unnest(%s::text[]) AS want(name)
-LEFT JOIN pg_extension e ON e.extname = want.name
-LEFT JOIN pg_available_extensions a ON a.name = want.name
-ORDER BY want.name
-"""
-
-# What to do about an extension that is available but not installed, by kind.
-INSTALL_HINTS: dict[Kind, str] = {
-    Kind.CLOUDNATIVEPG: "declare it in the CloudNativePG Database resource: "
-    "spec.extensions: [{name: NAME, ensure: present}]",
-    Kind.INTERNAL: "docker compose: mount an init SQL file with CREATE EXTENSION IF NOT "
-    "EXISTS NAME; into /docker-entrypoint-initdb.d (it runs on an empty data volume only)",
-    Kind.LOCAL: "run CREATE EXTENSION NAME; as a superuser, or an init SQL file in "
-    "/docker-entrypoint-initdb.d for a compose database",
-    Kind.AWS_RDS: "run CREATE EXTENSION NAME; as the RDS master user (rds_superuser)",
-    Kind.EXTERNAL: "run CREATE EXTENSION NAME; as a role allowed to create it",
-}
-
-
-def _extensions(conn: psycopg.Connection[Any], names: tuple[str, ...], create: bool) -> Extensions:
-    rows = conn.execute(_EXTENSIONS, [list(names)]).fetchall()
-    found: dict[str, list[str]] = {"installed": [], "created": [], "available": [], "un": []}
-    for name, installed, available, may_create in rows:
-        if installed:
-            found["installed"].append(name)
-        elif not available:
-            found["un"].append(name)
-        elif create and may_create:
-            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)))
-            found["created"].append(name)
-        else:
-            found["available"].append(name)
-    return Extensions(
-        tuple(found["installed"]),
-        tuple(found["created"]),
-        tuple(found["available"]),
-        tuple(found["un"]),
-    )
-
 
 def require(facts: ServerFacts, kind: Kind) -> None:
     """Raise :class:`CheckFailed` when a required extension is not installed."""
-    ext = facts.extensions
-    if ext.ok:
-        return
-    parts = []
-    if ext.unavailable:
-        parts.append(
-            f"not available on the server: {', '.join(ext.unavailable)} (install its "
-            "package on the server; CloudNativePG: an image that has it)"
-        )
-    if ext.available:
-        names = ", ".join(ext.available)
-        parts.append(
-            f"available but not installed in the database: {names} ("
-            + INSTALL_HINTS[kind].replace("NAME", ext.available[0])
-            + "; or set PREFLIGHT_CREATE_EXTENSIONS=true if this role may create it)"
-        )
-    raise CheckFailed("; ".join(parts), reason=Reason.EXTENSION_MISSING)
+    require_extensions(facts.extensions, kind)
 
 
 def _addresses(plan: Plan, deadline: Deadline, timeout: int) -> list[str | None]:
     """Where to connect: resolved here under the deadline, or left to libpq."""
-    if plan.libpq_env.hostaddr is not None or not needs_lookup(plan.host):
+    if plan.hostaddr is not None or not needs_lookup(plan.host):
         return [None]  # PGHOSTADDR, an IP literal or a socket: libpq needs no DNS
     # One lookup waits at most the per-attempt timeout, so a silent resolver is
     # retried like a silent server (and never forever, even with no deadline).
@@ -174,13 +92,20 @@ def _dns_hint(host: str) -> str | None:
 def _conninfo(
     plan: Plan, deadline: Deadline, timeout: int, address: str | None, reread: bool
 ) -> str:
-    params: dict[str, Any] = {**plan.libpq_params(), "application_name": "preflight"}
+    # The app's own parameters (a URL's application_name, options, sslcert...) go
+    # through, so the check logs in as the app would; its connect_timeout only
+    # shortens the check's own, which the deadline bounds.
+    params: dict[str, Any] = {"application_name": "preflight", **plan.libpq_params()}
     if address is not None:
         params["hostaddr"] = address
     password = password_now(plan.settings) if reread else plan.settings.password
     if password is not None:
         params["password"] = password.reveal()
-    return make_conninfo("", connect_timeout=deadline.connect_timeout(timeout), **params)
+    limit = deadline.connect_timeout(timeout)
+    app_limit = params.pop("connect_timeout", "")
+    if app_limit.strip().isdigit() and int(app_limit) >= 2:
+        limit = min(limit, int(app_limit))
+    return make_conninfo("", connect_timeout=limit, **params)
 
 
 def _failure(exc: psycopg.Error, plan: Plan) -> PreflightError:
@@ -409,7 +334,7 @@ def probe(
                     Reason.READ_ONLY, f"{plan.host} reached a server in recovery (a standby)"
                 )
             extensions = (
-                _extensions(conn, require_extensions, create_extensions)
+                read_extensions(conn, require_extensions, create_extensions)
                 if require_extensions
                 else Extensions()
             )

@@ -1,9 +1,9 @@
 """The app's database settings: ``SQL_*`` and ``DATABASE_URL``, read once.
 
-Pure but for one bounded file read (``SQL_PASSWORD_FILE``).  Reading never
-raises: it returns the settings it could parse, every problem found, and the
-secrets that output must never show.  The Django helper uses this module
-alone (with the plan); it never reads ``PREFLIGHT_*``.
+Pure but for two bounded file reads (``SQL_PASSWORD_FILE``, and ``/etc/resolv.conf``
+in a pod).  Reading never raises: it returns the settings it could parse, every
+problem found, and the secrets that output must never show.  The Django helper
+uses this module alone (with the plan); it never reads ``PREFLIGHT_*``.
 """
 
 from __future__ import annotations
@@ -15,22 +15,24 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import unquote
 
+from ._cluster import cluster_domain, is_link_value, link_advice, service_links
 from ._errors import Problem
-from ._hosts import Kind, normalize_host, parse_ip
+from ._hosts import CLUSTER_DOMAIN, Kind, check_host, libpq_host, normalize_host
+from ._result import Found
 from ._values import VALUE_LIMIT, parse_port, parse_sslmode, quote
 
 if TYPE_CHECKING:  # _url loads only when DATABASE_URL is set
-    from ._url import UrlResult
+    from ._url import UrlParts, UrlResult
 
 POSTGRESQL_ENGINES = frozenset(
     {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}
 )
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
+POSTGIS_ENGINE = "django.contrib.gis.db.backends.postgis"
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 DEFAULT_PORT = 5432
 # A password file larger than this is a mistake (a wrong mount, /dev/zero), not a password.
 PASSWORD_FILE_LIMIT = 4096
-SOCKET_PATH_LIMIT = 108
 
 VARIABLES = (
     "SQL_ENGINE",
@@ -43,6 +45,7 @@ VARIABLES = (
     "SQL_SSL_MODE",
     "SQL_SSL_ROOT_CERT",
     "SQL_CONNECTION_TYPE",
+    "SQL_CLUSTER_DOMAIN",
     "DATABASE_URL",
 )
 # Variables whose value is the password, or holds it.
@@ -91,16 +94,21 @@ class DatabaseSettings(NamedTuple):
     sslrootcert: str | None = None
     connection_type: Kind | None = None
     source: Source = "SQL_*"
+    params: tuple[tuple[str, str], ...] = ()  # further libpq parameters from DATABASE_URL
+    gis: bool = False  # postgis:// (Django's GIS engine on the same server)
+    cluster_domain: str = CLUSTER_DOMAIN
+    from_url: frozenset[str] = frozenset()  # the SQL_* names whose value the URL gave
 
 
-class SettingsResult(NamedTuple):
-    """Everything one read of the environment found."""
+class SettingsRead(NamedTuple):
+    """What one read of the environment found besides problems and warnings."""
 
     settings: DatabaseSettings
-    problems: tuple[Problem, ...]
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...]  # every text output must never show
     configured: bool  # False when no database variable is set at all
-    warnings: tuple[str, ...] = ()
+
+
+SettingsResult = Found[SettingsRead]
 
 
 def read_password_file(path: str) -> str:
@@ -155,50 +163,6 @@ def _get(environ: Mapping[str, str], name: str, out: list[Problem]) -> str | Non
     return value
 
 
-def check_host(host: str) -> str | None:
-    """What is wrong with a ``SQL_HOST`` value, or None when it is usable."""
-    raw = host.strip()
-    if "://" in raw:
-        return (
-            "looks like a URL; set SQL_HOST to the host name alone, or put the whole "
-            "URL in DATABASE_URL"
-        )
-    if "," in raw:
-        return f"{quote(raw)} lists several hosts; the preflight checks exactly one host"
-    if raw.startswith("/"):
-        # The socket file is <dir>/.s.PGSQL.<port>, in a sun_path of 108 bytes.
-        if len(raw.encode()) + len("/.s.PGSQL.65535") >= SOCKET_PATH_LIMIT:
-            return (
-                "the socket directory is longer than a Unix socket path allows "
-                f"({SOCKET_PATH_LIMIT} bytes with the file name)"
-            )
-        return None
-    name = normalize_host(raw)
-    if parse_ip(name) is not None:
-        return None
-    head, sep, tail = raw.rpartition(":")
-    if sep and tail.isdigit():
-        bare = head[1:-1] if head.startswith("[") and head.endswith("]") else head
-        return f"{quote(raw)} includes a port; set SQL_HOST={bare} and SQL_PORT={tail}"
-    if "@" in raw:
-        return "contains '@'; set the user in SQL_USER and the host name alone in SQL_HOST"
-    label = r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$"
-    if len(name) > 253 or not all(re.match(label, part) for part in name.split(".")):
-        return f"{quote(raw)} is not a valid host name, IP address or socket directory"
-    return None
-
-
-def _libpq_host(host: str) -> str:
-    """The host as libpq takes it: no brackets around IPv6, no surrounding space, and no
-    trailing dot after an IP address (libpq would look that up as a name)."""
-    name = host.strip()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name.endswith(".") and parse_ip(name[:-1]) is not None:
-        name = name[:-1]
-    return name
-
-
 def _connection_type(text: str) -> Kind:
     value = text.strip().lower()
     try:
@@ -227,8 +191,12 @@ def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, o
         problem = check_host(host)
         if problem:
             out.append(Problem("SQL_HOST", problem))
-        values["SQL_HOST"] = _libpq_host(host)
-    values["SQL_PORT"] = _parse("SQL_PORT", _get(environ, "SQL_PORT", out), parse_port, out)
+        values["SQL_HOST"] = libpq_host(host)
+    port = _get(environ, "SQL_PORT", out)
+    if port is not None and is_link_value(port):
+        out.append(Problem("SQL_PORT", f"is {quote(port.strip())}, {link_advice('SQL')}"))
+        port = None
+    values["SQL_PORT"] = _parse("SQL_PORT", port, parse_port, out)
     for name in ("SQL_DATABASE", "SQL_USER", "SQL_SSL_ROOT_CERT"):
         raw = _get(environ, name, out)
         values[name] = raw.strip() if raw is not None else None
@@ -241,6 +209,13 @@ def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, o
     return values
 
 
+def looks_like_path(value: str) -> bool:
+    """A ``*_FILE`` value that could name a file: a path with a ``/`` and no whitespace
+    inside.  Anything else may be the secret itself, pasted into the wrong variable."""
+    text = value.strip()
+    return "/" in text and not any(c.isspace() for c in text) and "://" not in text
+
+
 def _password(
     environ: Mapping[str, str], out: list[Problem], secrets: list[str]
 ) -> tuple[str | None, str | None, PasswordSource | None]:
@@ -251,6 +226,17 @@ def _password(
         password = None
     path = _get(environ, "SQL_PASSWORD_FILE", out)
     if path is None:
+        return password, None, "SQL_PASSWORD" if password is not None else None
+    if not looks_like_path(path):
+        secrets.extend({path, path.strip()})
+        out.append(
+            Problem(
+                "SQL_PASSWORD_FILE",
+                "does not look like a file path (its value is not shown: it may be the "
+                "password itself); set it to the path of the mounted secret file, like "
+                "/run/secrets/db-password, or put the password in SQL_PASSWORD",
+            )
+        )
         return password, None, "SQL_PASSWORD" if password is not None else None
     if password is not None:
         out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
@@ -265,48 +251,96 @@ def _password(
     return password, path, "SQL_PASSWORD_FILE"
 
 
+def _links(environ: Mapping[str, str], out: list[Problem]) -> list[str]:
+    """One warning for the service-link variables a Service named ``sql`` injected."""
+    names = service_links(environ, "SQL")
+    if not names or any(p.variable == "SQL_PORT" and "service link" in p.message for p in out):
+        return []
+    return [f"{', '.join(names)} come from {link_advice('SQL')}; they are ignored"]
+
+
+def _cluster_domain(environ: Mapping[str, str], out: list[Problem]) -> str:
+    domain = cluster_domain(environ)
+    if environ.get("SQL_CLUSTER_DOMAIN", "").strip():
+        problem = check_host(domain)
+        if problem is not None or normalize_host(domain) != domain or "/" in domain:
+            out.append(Problem("SQL_CLUSTER_DOMAIN", f"{quote(domain)} is not a domain name"))
+            return CLUSTER_DOMAIN
+    return domain
+
+
+def _sqlite(
+    environ: Mapping[str, str], url: str | None, out: list[Problem], secrets: list[str]
+) -> DatabaseSettings:
+    """SQLite from ``SQL_ENGINE``/``SQL_DATABASE`` or from a ``sqlite://`` URL."""
+    name = _get(environ, "SQL_DATABASE", out)
+    name = name and name.strip()
+    if url is not None:
+        from ._url import parse_database_url
+
+        found = parse_database_url(url)
+        out.extend(found.problems)
+        secrets.extend(_url_secrets(url, found))
+        if found.value.scheme != "sqlite":
+            out.append(Problem("DATABASE_URL", "is set but SQL_ENGINE is sqlite3; unset one"))
+        elif name and name != found.value.database:
+            out.append(
+                Problem(
+                    "SQL_DATABASE",
+                    f"{quote(name)} conflicts with {quote(found.value.database)} in DATABASE_URL",
+                )
+            )
+        else:
+            name = found.value.database
+    return DatabaseSettings(engine="sqlite", database=name, source=_source(url))
+
+
+def _source(url: str | None) -> Source:
+    return "SQL_*" if url is None else "DATABASE_URL"
+
+
+def _sqlite_url(url: str | None) -> bool:
+    return url is not None and url.strip().lower().startswith("sqlite:")
+
+
+def _engine(raw: str | None, url: str | None, out: list[Problem]) -> str:
+    engine = raw.strip() if raw else POSTGRESQL_ENGINE
+    if engine not in POSTGRESQL_ENGINES | {SQLITE_ENGINE, POSTGIS_ENGINE}:
+        out.append(
+            Problem(
+                "SQL_ENGINE",
+                f"{quote(engine)} is not supported; use {POSTGRESQL_ENGINE} "
+                f"(or {SQLITE_ENGINE}, which has no server to check)",
+            )
+        )
+    if raw and _sqlite_url(url) and engine != SQLITE_ENGINE:
+        out.append(Problem("SQL_ENGINE", f"is {quote(engine)} but DATABASE_URL is sqlite://"))
+    return SQLITE_ENGINE if _sqlite_url(url) else engine
+
+
 def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     """Read ``SQL_*`` and ``DATABASE_URL`` once: settings, every problem, the secrets."""
     out: list[Problem] = []
     secrets = [environ[n] for n in SECRET_VARIABLES if environ.get(n)]
     configured = any(environ.get(n, "").strip() for n in VARIABLES)
-    raw_engine = _get(environ, "SQL_ENGINE", out)
-    engine_name = raw_engine.strip() if raw_engine else POSTGRESQL_ENGINE
     url = _get(environ, "DATABASE_URL", out)
+    engine = _engine(_get(environ, "SQL_ENGINE", out), url, out)
+    if engine == SQLITE_ENGINE:
+        settings = _sqlite(environ, url, out, secrets)
+        return Found(SettingsRead(settings, tuple(dict.fromkeys(secrets)), configured), tuple(out))
 
-    if engine_name == SQLITE_ENGINE:
-        if url is not None:
-            out.append(Problem("DATABASE_URL", "is set but SQL_ENGINE is sqlite3; unset one"))
-        name = _get(environ, "SQL_DATABASE", out)
-        settings = DatabaseSettings(engine="sqlite", database=name and name.strip())
-        return SettingsResult(settings, tuple(out), tuple(secrets), configured)
-    if engine_name not in POSTGRESQL_ENGINES:
-        out.append(
-            Problem(
-                "SQL_ENGINE",
-                f"{quote(engine_name)} is not supported; use {POSTGRESQL_ENGINE} "
-                f"(or {SQLITE_ENGINE}, which has no server to check)",
-            )
-        )
-
-    warnings: list[str] = []
     values = _plain_values(environ, out)
     password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
     connection_type = values.pop("SQL_CONNECTION_TYPE")
-
-    source: Source = "SQL_*"
+    warnings = _links(environ, out)
+    parts = None
+    from_url: set[str] = set()
     if url is not None:
-        source = "DATABASE_URL"
-        origin = _merge_url(url, values, origin, secrets, out, warnings)
-
-    for name, what in (
-        ("SQL_HOST", "the database host"),
-        ("SQL_DATABASE", "the database to connect to"),
-        ("SQL_USER", "the role to log in as"),
-    ):
-        if values.get(name) is None and all(p.variable != name for p in out):
-            out.append(Problem(name, f"is not set; a PostgreSQL engine needs {what}"))
+        before = {name for name, value in values.items() if value is not None}
+        parts, origin = _merge_url(url, values, origin, secrets, out, warnings)
+        from_url = {name for name, value in values.items() if value is not None} - before
+    _require(values, parts, out)
 
     password_value = values.get("SQL_PASSWORD")
     settings = DatabaseSettings(
@@ -321,11 +355,33 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         sslmode=_str(values.get("SQL_SSL_MODE")),
         sslrootcert=_str(values.get("SQL_SSL_ROOT_CERT")),
         connection_type=connection_type if isinstance(connection_type, Kind) else None,
-        source=source,
+        source=_source(url),
+        params=parts.params if parts is not None else (),
+        gis=engine == POSTGIS_ENGINE or (parts is not None and parts.scheme == "postgis"),
+        cluster_domain=_cluster_domain(environ, out),
+        from_url=frozenset(from_url),
     )
-    return SettingsResult(
-        settings, tuple(out), tuple(dict.fromkeys(secrets)), configured, tuple(warnings)
-    )
+    read = SettingsRead(settings, tuple(dict.fromkeys(secrets)), configured)
+    return Found(read, tuple(out), tuple(warnings))
+
+
+_REQUIRED = (
+    ("SQL_HOST", "the database host", "host; give it after '@' (or as ?host=)"),
+    ("SQL_DATABASE", "the database to connect to", "database name; give it as the path"),
+    ("SQL_USER", "the role to log in as", "user name; give it before '@'"),
+)
+
+
+def _require(values: dict[str, object], parts: UrlParts | None, out: list[Problem]) -> None:
+    """A problem for each missing value, naming the URL part when a URL is in use."""
+    url_faulty = any(p.variable == "DATABASE_URL" for p in out)  # its problems say enough
+    for name, what, url_part in _REQUIRED:
+        if values.get(name) is not None or any(p.variable == name for p in out):
+            continue
+        if parts is None:
+            out.append(Problem(name, f"is not set; a PostgreSQL engine needs {what}"))
+        elif not url_faulty:
+            out.append(Problem("DATABASE_URL", f"has no {url_part}"))
 
 
 def _str(value: object) -> str | None:
@@ -339,28 +395,24 @@ def _merge_url(
     secrets: list[str],
     out: list[Problem],
     warnings: list[str],
-) -> PasswordSource | None:
+) -> tuple[UrlParts, PasswordSource | None]:
     """Fill ``values`` from the URL; a value that contradicts ``SQL_*`` is a problem."""
     from ._url import parse_database_url
 
     result = parse_database_url(url)
-    out.extend(Problem("DATABASE_URL", message) for message in result.problems)
+    out.extend(result.problems)
     warnings.extend(f"DATABASE_URL: {message}" for message in result.warnings)
     secrets.extend(_url_secrets(url, result))
-    parts = result.parts
-    sslmode = None
-    if parts.sslmode is not None:
-        try:
-            sslmode = parse_sslmode(parts.sslmode)
-        except ValueError as exc:
-            out.append(Problem("DATABASE_URL", f"sslmode: {exc}"))
+    parts = result.value
+    if parts.scheme == "sqlite":
+        out.append(Problem("DATABASE_URL", "is sqlite:// but SQL_ENGINE names PostgreSQL"))
     from_url: dict[str, object] = {
-        "SQL_HOST": parts.host,
+        "SQL_HOST": parts.host and libpq_host(parts.host),
         "SQL_PORT": parts.port,
         "SQL_DATABASE": parts.database,
         "SQL_USER": parts.user,
         "SQL_PASSWORD": parts.password,
-        "SQL_SSL_MODE": sslmode,
+        "SQL_SSL_MODE": parts.sslmode,
         "SQL_SSL_ROOT_CERT": parts.sslrootcert,
     }
     for name, theirs in from_url.items():
@@ -378,23 +430,33 @@ def _merge_url(
                 out.append(
                     Problem(name, f"{quote(mine)} conflicts with {quote(theirs)} in DATABASE_URL")
                 )
-    return origin
+    return parts, origin
 
 
 def _url_secrets(url: str, result: UrlResult) -> list[str]:
-    """The URL's password; for a URL with problems, also whatever may hold one.
+    """The URL's password and secret parameters; for a URL with problems, also whatever
+    may hold one.
 
     A URL that could not be parsed cleanly may carry its password where the parser
     gave up: in the user:password part or in a ``password=`` parameter.  Each such
     text, raw and decoded, is a secret, so no problem message can echo it.
     """
-    found = [result.parts.password] if result.parts.password else []
+    from ._url import SECRET_PARAMETERS, option_secrets
+
+    parts = result.value
+    found = [parts.password] if parts.password else []
+    for name, value in parts.params:
+        if name in SECRET_PARAMETERS:
+            found.append(value)
+        elif name == "options":
+            found += option_secrets(value)
     if result.problems:
         rest = url.partition("://")[2]
         userinfo = rest.rpartition("@")[0]
         if ":" in userinfo:
             found += [userinfo, userinfo.partition(":")[2], userinfo.rpartition(":")[2]]
-        for match in re.finditer(r"(?:^|[?&])password=([^&#]*)", rest, re.IGNORECASE):
+        secret = "|".join(sorted(SECRET_PARAMETERS))
+        for match in re.finditer(rf"(?:^|[?&])(?:{secret})=([^&#]*)", rest, re.IGNORECASE):
             found += [match.group(1), unquote(match.group(1))]
     return sorted(set(found) - {""})
 

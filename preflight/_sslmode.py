@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._errors import Problem
 from ._hosts import Kind
+from ._result import Found
 from ._values import SSL_MODES
 
 WEAK_MODES = frozenset({"disable", "allow", "prefer"})
@@ -25,13 +27,28 @@ DEFAULTS: dict[Kind, tuple[str, str]] = {
 }
 
 
-class SslChoice(NamedTuple):
-    """The chosen mode, where it came from, what is risky and what is wrong about it."""
+class SslNames(NamedTuple):
+    """How messages name the SSL settings: the variables, or the URL's parameters."""
+
+    mode: str = "SQL_SSL_MODE"
+    rootcert: str = "SQL_SSL_ROOT_CERT"
+    variable: str = "SQL_SSL_MODE"  # what a problem is filed under
+
+
+VARIABLE_NAMES = SslNames()
+URL_NAMES = SslNames("sslmode", "sslrootcert", "DATABASE_URL")
+
+
+class SslMode(NamedTuple):
+    """The chosen mode and where it came from."""
 
     mode: str
     source: str  # "explicit" or "default"
-    warnings: tuple[str, ...] = ()
-    problem: str | None = None  # a combination no server can satisfy (exit 3)
+
+
+SslChoice = Found[SslMode]
+"""The mode, with what is risky about it (warnings) and a combination no server can
+satisfy (a problem: exit 3)."""
 
 
 def choose_sslmode(
@@ -42,6 +59,7 @@ def choose_sslmode(
     system: bool = False,
     libpq_rootcert: str | None = None,
     socket: bool = False,
+    names: SslNames = VARIABLE_NAMES,
 ) -> SslChoice:
     """An explicit mode wins; otherwise the kind's default from ``DEFAULTS``.
 
@@ -56,15 +74,15 @@ def choose_sslmode(
         mode, source = explicit, "explicit"
         if mode in WEAK_MODES and not kind.in_cluster:
             warnings.append(
-                f"SQL_SSL_MODE={mode} for an {kind.value} host: the password and data may "
+                f"{names.mode}={mode} for an {kind.value} host: the password and data may "
                 "cross the network unencrypted and the server is not authenticated; "
                 "use require or verify-full"
             )
         if system and mode != "verify-full":
             problem = (
-                f"SQL_SSL_MODE={mode} with SQL_SSL_ROOT_CERT=system: the system roots "
+                f"{names.mode}={mode} with {names.rootcert}=system: the system roots "
                 "vouch for host names, so they need verify-full (libpq 16+ refuses any "
-                "other mode with them); set SQL_SSL_MODE=verify-full or unset it"
+                f"other mode with them); set {names.mode}=verify-full or leave it out"
             )
     elif system:
         mode, source = "verify-full", "default"
@@ -79,14 +97,15 @@ def choose_sslmode(
             else "~/.postgresql/root.crt, which a container rarely has"
         )
         warnings.append(
-            f"sslmode={mode} without SQL_SSL_ROOT_CERT: libpq reads the CA from {where}; "
-            "set SQL_SSL_ROOT_CERT to the CA bundle (or 'system')"
+            f"sslmode={mode} without {names.rootcert}: libpq reads the CA from {where}; "
+            f"set {names.rootcert} to the CA bundle (or 'system')"
         )
     if rootcert and mode == "disable":
-        warnings.append("SQL_SSL_ROOT_CERT is ignored because sslmode=disable")
+        warnings.append(f"{names.rootcert} is ignored because sslmode=disable")
     if socket and mode not in ("disable", "allow", "prefer"):
         warnings.append(
             f"sslmode={mode} has no effect over a Unix socket: libpq never uses TLS there, "
             "and nothing is verified"
         )
-    return SslChoice(mode, source, tuple(warnings), problem)
+    problems = (Problem(names.variable, problem),) if problem else ()
+    return Found(SslMode(mode, source), problems, tuple(warnings))

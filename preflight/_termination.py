@@ -8,7 +8,6 @@ from ._options import DEFAULT_TERMINATION_LOG
 
 # Kubernetes keeps at most 4096 bytes of a container's termination message.
 MAX_BYTES = 4096
-DEFAULT_PATH = DEFAULT_TERMINATION_LOG
 
 
 def clip(line: str, limit: int = MAX_BYTES) -> bytes:
@@ -29,7 +28,7 @@ def write(path: str, line: str) -> str | None:
     truncate another file.
     """
     flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-    if path != DEFAULT_PATH:
+    if path != DEFAULT_TERMINATION_LOG:
         flags |= os.O_CREAT
     elif not os.path.exists(path):
         return None  # not in a pod: nothing to write, nothing to report
@@ -38,7 +37,7 @@ def write(path: str, line: str) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     try:
-        if not os.path.isfile(path) and path != DEFAULT_PATH:
+        if not os.path.isfile(path) and path != DEFAULT_TERMINATION_LOG:
             return "not a regular file"
         os.ftruncate(fd, 0)
         os.write(fd, clip(line))

@@ -1,10 +1,19 @@
 """``DATABASE_URL`` read the way libpq and dj-database-url both read it. Pure, stdlib only.
 
-Where the two would read a URL differently (an unencoded ``@``, ``/``, ``?`` or ``#``
-in the password, an invalid ``%`` escape, a fragment), the URL is a problem rather
-than a guess. No problem or warning ever quotes the user, the password or the raw
-URL; problems that concern the user information give no parsed parts at all, so
-nothing shifted out of a password can be shown as a host or database name.
+Schemes: ``postgres``, ``postgresql`` and ``pgsql`` (PostgreSQL), ``postgis`` (the same
+server, Django's GIS engine) and ``sqlite`` (``sqlite://`` and ``sqlite://:memory:`` in
+memory, ``sqlite:///relative.db``, ``sqlite:////absolute.db``, and ``sqlite:///file:...``
+URIs kept whole).  Every libpq parameter in the query is kept (for the app's ``OPTIONS``
+and for the check alike); ``currentSchema`` becomes ``options=-c search_path=...`` as
+dj-database-url makes it.  Values are parsed by the same parsers as ``SQL_*``
+(:mod:`._values`, :mod:`._hosts`).
+
+Where libpq and dj-database-url would read a URL differently (an unencoded ``@``,
+``/``, ``?`` or ``#`` in the password, an invalid ``%`` escape, a fragment), the URL is
+a problem rather than a guess.  Problems name the part of the URL at fault; none ever
+quotes the user, the password, a secret parameter or the raw URL, and problems that
+concern the user information give no parsed parts at all, so nothing shifted out of a
+password can be shown as a host or database name.
 """
 
 from __future__ import annotations
@@ -12,37 +21,88 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-SCHEMES = ("postgres", "postgresql")
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+from ._errors import Problem
+from ._hosts import check_host
+from ._result import Found
+from ._values import parse_port, parse_sslmode
 
-PASSED_THROUGH = frozenset(
+SCHEMES = {
+    "postgres": "postgresql",
+    "postgresql": "postgresql",
+    "pgsql": "postgresql",
+    "postgis": "postgis",
+    "sqlite": "sqlite",
+}
+"""Each scheme this reads, and the engine it means (the GIS engine for ``postgis``)."""
+
+LIBPQ_PARAMETERS = frozenset(
     {
-        # what dj-database-url hands on to the driver; the check does not use them
+        # libpq's connection keywords (PostgreSQL 18) other than the ones read as
+        # fields (host, port, dbname, user, password, sslmode, sslrootcert)
         "application_name",
         "channel_binding",
         "client_encoding",
         "connect_timeout",
         "fallback_application_name",
+        "gssdelegation",
         "gssencmode",
+        "gsslib",
+        "hostaddr",
         "keepalives",
         "keepalives_count",
         "keepalives_idle",
         "keepalives_interval",
         "krbsrvname",
         "load_balance_hosts",
+        "max_protocol_version",
+        "min_protocol_version",
+        "oauth_client_id",
+        "oauth_client_secret",
+        "oauth_issuer",
+        "oauth_scope",
         "options",
+        "passfile",
+        "replication",
+        "require_auth",
+        "requirepeer",
+        "service",
+        "ssl_max_protocol_version",
+        "ssl_min_protocol_version",
         "sslcert",
+        "sslcertmode",
         "sslcompression",
         "sslcrl",
         "sslcrldir",
         "sslkey",
+        "sslkeylogfile",
+        "sslnegotiation",
         "sslpassword",
         "sslsni",
         "target_session_attrs",
         "tcp_user_timeout",
     }
 )
-"""Parameters accepted and ignored, with a warning naming them."""
+"""Parameters kept as they are: the app's ``OPTIONS`` and the check's connection get them."""
+
+NEWER_PARAMETERS = {
+    "gssdelegation": 16,
+    "load_balance_hosts": 16,
+    "require_auth": 16,
+    "sslcertmode": 16,
+    "sslnegotiation": 17,
+    "max_protocol_version": 18,
+    "min_protocol_version": 18,
+    "oauth_client_id": 18,
+    "oauth_client_secret": 18,
+    "oauth_issuer": 18,
+    "oauth_scope": 18,
+    "sslkeylogfile": 18,
+}
+"""Parameters that need a libpq newer than 15 (psycopg2-binary 2.9.x bundles 15 or 16):
+the check's own libpq knows them, an older app's refuses the connection."""
+
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"})
+"""Parameters whose value is a secret: never shown, only ``set``."""
 
 _QUERY_FIELDS = {"host": "host", "dbname": "database", "user": "user", "password": "password"}
 _NAMES = {
@@ -53,14 +113,16 @@ _NAMES = {
     "password": "the password",
     "sslrootcert": "sslrootcert",
 }
-_MODES = ", ".join(SSL_MODES)
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_PORT = re.compile(r"[0-9]{1,10}")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# a setting in libpq's ``options`` whose name says it holds a secret: -c x.password=...
+_OPTION_SECRET = re.compile(r"(?:password|passwd|secret|token)[^=\s]*=((?:\\.|\S)+)", re.I)
 _PERCENT_ADVICE = (
     "percent-encode these characters in the password: @ as %40, / as %2F, ? as %3F, "
     "# as %23 and % as %25"
 )
+_SCHEME_LIST = "postgres://, postgresql://, pgsql://, postgis:// or sqlite://"
+MEMORY = ":memory:"
 
 
 class UrlParts(NamedTuple):
@@ -71,12 +133,11 @@ class UrlParts(NamedTuple):
     password: str | None = None  # decoded
     sslmode: str | None = None
     sslrootcert: str | None = None
+    params: tuple[tuple[str, str], ...] = ()  # further libpq parameters, decoded, in order
+    scheme: str = "postgresql"  # the engine: postgresql, postgis or sqlite
 
 
-class UrlResult(NamedTuple):
-    parts: UrlParts
-    problems: tuple[str, ...] = ()  # each a message for DATABASE_URL; never quoting userinfo
-    warnings: tuple[str, ...] = ()  # e.g. parameters passed over
+UrlResult = Found[UrlParts]
 
 
 class _Decoded(NamedTuple):
@@ -109,11 +170,17 @@ def _decode(raw: str, field: str) -> _Decoded:
         return _Decoded(None, f"{field} is not UTF-8 text once percent-decoded")
 
 
+def option_secrets(options: str) -> list[str]:
+    """The values in a libpq ``options`` string that a setting's name marks as secret."""
+    return [match.group(1) for match in _OPTION_SECRET.finditer(options)]
+
+
 class _Reader:
     """Collects the fields, problems and warnings of one URL."""
 
     def __init__(self) -> None:
         self.found: dict[str, str | int] = {}
+        self.params: dict[str, str] = {}
         self.problems: list[str] = []
         self.warnings: list[str] = []
 
@@ -135,20 +202,28 @@ class _Reader:
     def port(self, raw: str, *, via_query: bool) -> None:
         if not raw:
             return
-        if not _PORT.fullmatch(raw):
-            self.problems.append("the port is not a number in 1-65535")
-        elif not 1 <= int(raw) <= 65535:
-            self.problems.append(
-                f"port {int(raw)} is outside 1-65535 (leave the port out for 5432)"
-            )
-        else:
-            self.set("port", int(raw), via_query=via_query)
+        try:
+            port = parse_port(raw, shown=False)
+        except ValueError as exc:
+            self.problems.append(f"the port: {exc}")
+            return
+        self.set("port", port, via_query=via_query)
+
+    def host(self, raw: str) -> None:
+        host = self.decoded(raw, "the host")
+        if host is None:
+            return
+        problem = check_host(host)
+        if problem is not None:
+            self.problems.append(f"the host: {problem}")
+            return
+        self.set("host", host, via_query=False)
 
     def hostspec(self, spec: str) -> None:
         """``host[:port]``, ``[ipv6][:port]`` or a percent-encoded socket directory."""
         if "," in spec:
             self.problems.append(
-                "names several hosts; the preflight checks exactly one: "
+                "the host: names several hosts; the preflight checks exactly one: "
                 "give the host of the primary (for CloudNativePG, the -rw service)"
             )
             return
@@ -170,12 +245,11 @@ class _Reader:
             return
         else:
             host, _, port = spec.partition(":")
-        self.set("host", self.decoded(host, "the host"), via_query=False)
+        self.host(host)
         self.port(port, via_query=False)
 
     def query(self, query: str) -> None:
         seen: set[str] = set()
-        passed: list[str] = []
         unknown: list[str] = []
         for segment in query.split("&"):
             if not segment:
@@ -192,72 +266,128 @@ class _Reader:
                 continue
             seen.add(key)
             value = self.decoded(raw_value, f"parameter {_shown(key)}")
-            if key in PASSED_THROUGH:
-                passed.append(key)
+            if key in LIBPQ_PARAMETERS:
+                self.params[key] = value or ""
             elif not self.parameter(key, value):
                 unknown.append(key)
-        if passed:
-            names = ", ".join(sorted(passed))
+        newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
+        if newer:
+            needs = ", ".join(f"{k} (libpq {NEWER_PARAMETERS[k]})" for k in newer)
             self.warnings.append(
-                f"passes over {names}: the app still uses them; the check does not need them"
+                f"gives {needs}: an app whose driver bundles an older libpq (psycopg2-binary "
+                "2.9.x has 15 or 16) refuses the connection, while the check's libpq accepts it"
             )
         if unknown:
             names = ", ".join(_shown(k) for k in sorted(unknown))
-            self.warnings.append(f"ignores unknown parameters {names}; libpq may refuse them")
+            self.warnings.append(
+                f"ignores parameters {names}: they are not libpq parameters, which libpq "
+                "would refuse; neither the app nor the check gets them"
+            )
 
     def parameter(self, key: str, value: str | None) -> bool:
-        """Take one parameter the check uses; False when it is not one of them."""
+        """Take one parameter read as a field; False when it is not one of them."""
         if key == "sslmode":
-            self.sslmode(value or "")
+            try:
+                self.found["sslmode"] = parse_sslmode(value or "")
+            except ValueError as exc:
+                self.problems.append(f"sslmode: {exc}")
         elif key == "sslrootcert":
             self.set("sslrootcert", value, via_query=True)
         elif key == "port":
             self.port(value or "", via_query=True)
+        elif key == "currentSchema":
+            self.params["currentSchema"] = value or ""
         elif key in _QUERY_FIELDS:
+            if key == "host" and value is not None:
+                problem = check_host(value)
+                if problem is not None:
+                    self.problems.append(f"the host: {problem}")
+                    return True
             self.set(_QUERY_FIELDS[key], value, via_query=True)
         else:
             return False
         return True
 
-    def sslmode(self, value: str) -> None:
-        if value in SSL_MODES:
-            self.found["sslmode"] = value
+    def schema(self) -> None:
+        """dj-database-url's ``currentSchema``, as the ``options`` it stands for."""
+        schema = self.params.pop("currentSchema", None)
+        if schema is None:
             return
-        message = f'sslmode "{_shown(value)}" is not one of {_MODES}'
-        import difflib  # only on this error path
+        if "options" in self.params:
+            self.problems.append(
+                "gives both currentSchema and options; put -c search_path=... in options alone"
+            )
+            return
+        self.params["options"] = "-c search_path=" + schema.replace("\\", "\\\\").replace(
+            " ", "\\ "
+        )
 
-        close = difflib.get_close_matches(value.strip().lower(), SSL_MODES, n=1)
-        if close:
-            message += f"; did you mean {close[0]}?"
-        self.problems.append(message)
-
-    def result(self) -> UrlResult:
+    def result(self, scheme: str) -> UrlResult:
+        self.schema()
         text = {k: v for k, v in self.found.items() if isinstance(v, str)}
         port = self.found.get("port")
+        fields = ("host", "database", "user", "password", "sslmode", "sslrootcert")
         parts = UrlParts(
             port=port if isinstance(port, int) else None,
-            **{name: text.get(name) for name in UrlParts._fields if name != "port"},
+            params=tuple(self.params.items()),
+            scheme=scheme,
+            **{name: text.get(name) for name in fields},
         )
-        return UrlResult(parts, tuple(self.problems), tuple(self.warnings))
+        return _found(parts, self.problems, self.warnings)
+
+
+def _found(parts: UrlParts, problems: list[str], warnings: list[str]) -> UrlResult:
+    return Found(parts, tuple(Problem("DATABASE_URL", m) for m in problems), tuple(warnings))
 
 
 def _refuse(problem: str) -> UrlResult:
-    return UrlResult(UrlParts(), (problem,), ())
+    return _found(UrlParts(), [problem], [])
+
+
+def _sqlite(rest: str) -> UrlResult:
+    """``sqlite://`` URLs: in memory, a relative or absolute file, or a ``file:`` URI."""
+    if rest in ("", MEMORY, "/" + MEMORY):
+        return _found(UrlParts(database=MEMORY, scheme="sqlite"), [], [])
+    if not rest.startswith("/"):
+        return _refuse(
+            "the database file: a sqlite URL names no host; write sqlite:///relative.db, "
+            "sqlite:////absolute/path.db or sqlite://:memory:"
+        )
+    path = rest[1:]
+    if path.startswith("file:"):
+        return _found(UrlParts(database=path, scheme="sqlite"), [], [])  # a URI, kept whole
+    path, _, query = path.partition("?")
+    reader = _Reader()
+    name = reader.decoded(path, "the database file")
+    warnings = []
+    if query:
+        warnings.append("ignores the query of a sqlite URL (write a file: URI to give options)")
+    return _found(UrlParts(database=name or MEMORY, scheme="sqlite"), reader.problems, warnings)
+
+
+def _scheme(url: str) -> tuple[str, str] | str:
+    """The engine a URL's scheme names and the rest of the URL, or the problem."""
+    if not url:
+        return "is empty"
+    if "\x00" in url:
+        return "contains a NUL character"
+    match = _SCHEME.match(url)
+    if match is None:
+        return f"the scheme: the URL does not start with {_SCHEME_LIST}"
+    scheme = SCHEMES.get(match.group(1).lower())
+    if scheme is None:
+        return f"the scheme: {_shown(match.group(1))}:// is not one of {_SCHEME_LIST}"
+    return scheme, url[match.end() :]
 
 
 def parse_database_url(url: str) -> UrlResult:
-    """Split a ``postgres://`` or ``postgresql://`` URL into its parts and problems."""
-    url = url.strip()
-    if not url:
-        return _refuse("is empty")
-    if "\x00" in url:
-        return _refuse("contains a NUL character")
-    scheme = _SCHEME.match(url)
-    if scheme is None:
-        return _refuse("does not start with postgres:// or postgresql://")
-    if scheme.group(1).lower() not in SCHEMES:
-        return _refuse(f"scheme {_shown(scheme.group(1))} is not postgres:// or postgresql://")
-    rest = url[scheme.end() :]
+    """Split a PostgreSQL or SQLite URL into its parts, problems and warnings."""
+    split = _scheme(url.strip())
+    if isinstance(split, str):
+        return _refuse(split)
+    scheme, rest = split
+    if scheme == "sqlite":
+        return _sqlite(rest)
     authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
     ats = rest.count("@")
     if ats > 1 or (ats == 1 and rest.index("@") > authority_end):
@@ -286,4 +416,4 @@ def parse_database_url(url: str) -> UrlResult:
     if path.startswith("/"):
         reader.set("database", reader.decoded(path[1:], "the database name"), via_query=False)
     reader.query(query)
-    return reader.result()
+    return reader.result(scheme)

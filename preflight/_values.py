@@ -105,10 +105,12 @@ def parse_path(text: str) -> str:
     return value
 
 
-def parse_port(text: str) -> int:
+def parse_port(text: str, *, shown: bool = True) -> int:
+    """A TCP port, 1-65535.  ``shown=False`` keeps the text out of the message (a URL's
+    port may be a password shifted there by a missing ``@``)."""
     value = text.strip()
     if not value.isascii() or not value.isdigit():
-        raise ValueError(f"{quote(text)} is not a port number")
+        raise ValueError(f"{quote(text) if shown else 'it'} is not a port number")
     port = int(value)
     if not 1 <= port <= 65535:
         raise ValueError(f"{port} is outside the port range 1-65535")

@@ -20,6 +20,9 @@ from preflight._hosts import RULES
 from preflight._sslmode import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the comparison corpora live with the tests
+    sys.path.insert(0, str(ROOT))
+from tests.support import comparisons  # noqa: E402
 
 
 def pages() -> list[Path]:
@@ -76,6 +79,8 @@ BLOCKS: dict[str, Callable[[], list[str]]] = {
     "exit-codes": exit_codes,
     "reasons": reasons,
     "options": options,
+    "dj-database-url": comparisons.dj_database_url_table,
+    "adoption": comparisons.adoption_table,
 }
 
 

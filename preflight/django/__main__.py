@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)  # exits 2 on a usage error
     # The password in every form the app's settings may hold it (SQL_PASSWORD, the
     # file, DATABASE_URL), withheld from the first line on, settings errors included.
-    log = Writer(sys.stderr, Redactor(read_settings(env).secrets))
+    log = Writer(sys.stderr, Redactor(read_settings(env).value.secrets))
     values, problems = read_options(
         {"timeout": args.timeout, "lock_timeout": args.lock_timeout}, env
     )

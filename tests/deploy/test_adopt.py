@@ -58,8 +58,9 @@ def test_step1_django_helper_imports_without_the_checks_dependencies() -> None:
 def _settings_from_readme(environ: dict[str, str]) -> dict[str, object]:
     """Run the guide's settings snippet with ``environ``; return DATABASES["default"]."""
     code = (
-        "from pathlib import Path\nBASE_DIR = Path('/usr/src/app')\n"  # settings.py has it
-        + _block("python")
+        _block("python", 0)
+        + "from pathlib import Path\nBASE_DIR = Path('/usr/src/app')\n"  # settings.py has it
+        + _block("python", 1)
         + "import json\nprint(json.dumps(DATABASES['default']))\n"
     )
     env = {**cli.base_env(), **environ}
@@ -162,7 +163,7 @@ def _run_entrypoint(tmp_path: Path, script_text: str) -> tuple[str, list[str]]:
 
 def test_step3_entrypoint_no_longer_waits_on_a_port(tmp_path: Path) -> None:
     """Step 3's entrypoint: no nc, the three commands in order, then the given command."""
-    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 0))
+    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 1))
     assert calls == [
         "python manage.py migrate",
         "python manage.py createsu",
@@ -173,14 +174,14 @@ def test_step3_entrypoint_no_longer_waits_on_a_port(tmp_path: Path) -> None:
 
 def test_step6_entrypoint_neither_waits_nor_migrates(tmp_path: Path) -> None:
     """Step 6's entrypoint calls neither nc nor python and runs the given command."""
-    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 2))
+    stdout, calls = _run_entrypoint(tmp_path, _block("sh", 3))
     assert calls == []
     assert stdout == "runserver|0.0.0.0:8000|"
 
 
 def test_step5_ca_copy_takes_only_the_certificate() -> None:
     """The CA copy takes ca.crt alone and makes the ConfigMap the component mounts."""
-    commands = _block("sh", 1)
+    commands = _block("sh", 2)
     deployment = k8s.find(k8s.render("sandbox-verify-ca"), "Deployment", "balancer")
     (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
     assert volume["configMap"]["name"] == "shared-cluster-ca"
@@ -189,3 +190,110 @@ def test_step5_ca_copy_takes_only_the_certificate() -> None:
     assert "{.data.ca\\.crt}" in commands
     assert "ca.key" not in commands
     assert "create configmap shared-cluster-ca --from-file=ca.crt" in commands
+
+
+@pytest.mark.parametrize("ending", ["anthropic", "anthropic\n"])
+def test_step1_the_requirement_survives_a_file_without_a_final_newline(
+    tmp_path: Path, ending: str
+) -> None:
+    """The guide's append gives django-db-preflight its own line whether or not the file
+    ends in a newline (balancer's does not), and leaves the last requirement intact."""
+    server = tmp_path / "server"
+    server.mkdir()
+    requirements = server / "requirements.txt"
+    requirements.write_text("Django==4.2.3\npsycopg2-binary==2.9.6\n" + ending)
+    subprocess.run(["sh", "-c", _block("sh", 0)], cwd=tmp_path, check=True)
+    lines = [line for line in requirements.read_text().splitlines() if line.strip()]
+    assert lines == ["Django==4.2.3", "psycopg2-binary==2.9.6", "anthropic", "django-db-preflight"]
+
+
+# A stand-in of balancer's settings.py: its imports, BASE_DIR, and the database block the
+# guide replaces (between the comment and the DATABASES dict), in balancer's shape.
+SETTINGS_STAND_IN = '''"""Stand-in for balancer_backend/settings.py."""
+
+from pathlib import Path
+from datetime import timedelta
+import os
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SIMPLE_JWT = {"ACCESS_TOKEN_LIFETIME": timedelta(minutes=60)}
+
+# Database
+
+# Detect connection type based on SQL_HOST
+SQL_HOST = os.environ.get("SQL_HOST", "localhost")
+db_config = {"ENGINE": os.environ.get("SQL_ENGINE", "django.db.backends.sqlite3")}
+
+DATABASES = {
+    "default": db_config,
+}
+
+EMAIL_PORT = 587
+'''
+
+
+def _apply_step2(text: str) -> str:
+    """The guide's step 2 done as it says: the import after the last top-level import,
+    the block from the comment through DATABASES' closing brace replaced."""
+    lines = text.splitlines(keepends=True)
+    last_import = max(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+    lines.insert(last_import + 1, _block("python", 0))
+    text = "".join(lines)
+    start = text.index("# Detect connection type based on SQL_HOST")
+    end = text.index('    "default": db_config,\n}\n') + len('    "default": db_config,\n}\n')
+    return text[:start] + _block("python", 1) + text[end:]
+
+
+def test_step2_the_import_goes_at_the_top(tmp_path: Path) -> None:
+    """Step 2 on a stand-in settings file: ruff finds no import below code (E402), and the
+    file gives DATABASES from database_config()."""
+    settings = tmp_path / "balancer_backend" / "settings.py"
+    settings.parent.mkdir()
+    settings.write_text(_apply_step2(SETTINGS_STAND_IN))
+    ruff = Path(sys.executable).parent / "ruff"
+    done = subprocess.run(
+        [str(ruff), "check", "--isolated", "--select", "E402", str(settings)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    code = (
+        f"import runpy; s = runpy.run_path({str(settings)!r}); "
+        "print(s['DATABASES']['default']['HOST'])"
+    )
+    env = {**cli.base_env(), "SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "db"
+
+
+MIGRATE_FIRST_ERROR = (
+    "test operation does not apply: is missing path: /spec/template/spec/initContainers/0/name"
+)
+
+
+def test_step5_migrate_listed_before_db_preflight_fails_as_the_guide_says(
+    tmp_path: Path,
+) -> None:
+    """components: [migrate, db-preflight] stops kustomize with the error the guide quotes
+    and explains; the right order renders."""
+    assert MIGRATE_FIRST_ERROR in " ".join(GUIDE.split())
+    base = os.path.relpath(ROOT / "k8s", tmp_path)
+
+    def kustomize(*components: str) -> subprocess.CompletedProcess[str]:
+        listed = "".join(f"  - {base}/components/{name}\n" for name in components)
+        (tmp_path / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n  - {base}/balancer/sandbox\ncomponents:\n{listed}"
+        )
+        return subprocess.run(
+            ["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=False
+        )
+
+    wrong = kustomize("migrate", "db-preflight")
+    assert wrong.returncode != 0
+    assert MIGRATE_FIRST_ERROR in wrong.stderr
+    assert kustomize("db-preflight", "migrate").returncode == 0

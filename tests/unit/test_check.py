@@ -14,9 +14,10 @@ from preflight import Reason, load
 from preflight._check import Outcome, RetryDetails, check
 from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
+from preflight._extensions import Extensions
 from preflight._options import Options
 from preflight._plan import Plan
-from preflight._probe import Extensions, ServerFacts
+from preflight._probe import ServerFacts
 from preflight._retry import Backoff
 from tests.support.clock import FakeTime
 

@@ -87,3 +87,65 @@ def test_balancer_dev_env_is_readable_in_the_failure(tmp_path: Path) -> None:
     assert explained["database"] == "balancer_dev"
     assert explained["host"] == "db"
     assert explained["user"] == "[withheld]"
+
+
+# DATABASE_URL parameters that carry a secret: sslpassword, and options that set one.
+URL_SECRET_AT = st.sampled_from(
+    [
+        "postgres://balancer@db/balancer_dev?sslpassword={}",
+        "postgres://balancer@db/balancer_dev?sslcert=/c.crt&sslkey=/c.key&sslpassword={}",
+        "postgres://balancer@db/balancer_dev?options=-c%20app.password%3D{}",
+        "postgres://balancer@db/balancer_dev?options=-c%20search_path%3Dapp%20-c%20x.secret%3D{}",
+        "postgres://balancer@db/balancer_dev?options=-c%20vault.token%3D{}",
+        "postgres://balancer@db/balancer_dev?oauth_issuer=https://i&oauth_client_secret={}",
+        "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
+    ]
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    secret=PASSWORDS,
+    template=URL_SECRET_AT,
+    command=st.sampled_from([["explain"], ["check"]]),
+)
+def test_url_secret_parameters_survive_in_no_output(
+    tmp_path: Path, secret: str, template: str, command: list[str]
+) -> None:
+    """sslpassword, and an options setting named like a password, never reach any output."""
+    from urllib.parse import quote
+
+    assume("\x00" not in secret and secret.strip() and not any(c.isspace() for c in secret))
+
+    def env(value: str) -> dict[str, str]:
+        url = template.format(*[quote(value, safe="")] * template.count("{}"))
+        found = {"DATABASE_URL": url, "PREFLIGHT_LOG_FORMAT": "json"}
+        if command == ["check"]:
+            found["PREFLIGHT_JITTER"] = "2"  # a configuration error: no network here
+        return found
+
+    skeleton = outputs(env(NEUTRAL), tmp_path / "t", *command)
+    assume(not survives(skeleton, secret))
+    assert not survives(outputs(env(secret), tmp_path / "t", *command), secret)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=PASSWORDS, command=st.sampled_from([["explain"], ["check"]]))
+def test_a_password_pasted_into_the_file_variable_is_never_echoed(
+    tmp_path: Path, secret: str, command: list[str]
+) -> None:
+    """SQL_PASSWORD_FILE holding something that is not a path (the password itself) is
+    reported without its value, in every output."""
+    assume("\x00" not in secret and secret.strip())
+    assume("/" not in secret or any(c.isspace() for c in secret.strip()))
+    env = {**DEV, "SQL_PASSWORD_FILE": secret, "PREFLIGHT_LOG_FORMAT": "json"}
+    skeleton = outputs({**env, "SQL_PASSWORD_FILE": NEUTRAL}, tmp_path / "t", *command)
+    assume(not survives(skeleton, secret))
+    text = outputs(env, tmp_path / "t", *command)
+    assert "SQL_PASSWORD_FILE" in text
+    assert "does not look like a file path" in text
+    assert not survives(text, secret)

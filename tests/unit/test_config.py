@@ -48,8 +48,12 @@ def test_defaults() -> None:
         ({"SQL_PORT": "0"}, "SQL_PORT", "0 is outside the port range 1-65535"),
         ({"SQL_PORT": "65536"}, "SQL_PORT", "65536 is outside the port range 1-65535"),
         ({"SQL_HOST": "postgres://db"}, "SQL_HOST", "looks like a URL"),
-        ({"SQL_HOST": "db:5432"}, "SQL_HOST", "set SQL_HOST=db and SQL_PORT=5432"),
-        ({"SQL_HOST": "[::1]:5432"}, "SQL_HOST", "set SQL_HOST=::1 and SQL_PORT=5432"),
+        (
+            {"SQL_HOST": "db:5432"},
+            "SQL_HOST",
+            "includes a port; give the host db and the port 5432",
+        ),
+        ({"SQL_HOST": "[::1]:5432"}, "SQL_HOST", "give the host ::1 and the port 5432 apart"),
         ({"SQL_HOST": "a,b"}, "SQL_HOST", "several hosts"),
         ({"SQL_HOST": "bad host"}, "SQL_HOST", "not a valid host name"),
         ({"SQL_HOST": "user@db"}, "SQL_HOST", "contains '@'"),
@@ -359,10 +363,11 @@ def test_any_host_or_port_gives_a_plan_or_problems(host: str, port: str) -> None
 
 
 def test_url_warnings_reach_the_config() -> None:
-    """A pass-through DATABASE_URL parameter is a warning, not a problem."""
-    config = load({"DATABASE_URL": "postgres://u:pw@db/app?connect_timeout=5&application_name=x"})
+    """An unknown DATABASE_URL parameter is a warning, not a problem; libpq's are kept."""
+    config = load({"DATABASE_URL": "postgres://u:pw@db/app?connect_timeout=5&zz=x"})
     assert config.problems == ()
-    assert any(w.startswith("DATABASE_URL:") and "connect_timeout" in w for w in config.warnings)
+    assert any(w.startswith("DATABASE_URL:") and "zz" in w for w in config.warnings)
+    assert config.settings.params == (("connect_timeout", "5"),)
 
 
 def test_a_refused_url_still_registers_its_userinfo_as_secret() -> None:

@@ -7,32 +7,18 @@ from typing import Any
 
 import pytest
 
+from tests.support import djangodb
+
 PASSWORD = "Django-Qw3'@:/%pw"
 
 
 @pytest.fixture(scope="module")
 def django_setup() -> None:
-    import django
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(DATABASES={}, USE_TZ=True)
-        django.setup()
+    djangodb.configure()
 
 
 def connection_params(config: dict[str, Any]) -> dict[str, Any]:
-    from django.db.backends.postgresql.base import DatabaseWrapper
-
-    settings_dict = {
-        "ATOMIC_REQUESTS": False,
-        "AUTOCOMMIT": True,
-        "CONN_MAX_AGE": 0,
-        "CONN_HEALTH_CHECKS": False,
-        "TIME_ZONE": None,
-        "TEST": {},
-        **config,
-    }
-    params: dict[str, Any] = DatabaseWrapper(settings_dict, alias="default").get_connection_params()
+    params: dict[str, Any] = djangodb.postgresql(config).get_connection_params()
     return params
 
 
@@ -221,3 +207,166 @@ def test_only_options_libpq_15_knows() -> None:
         "SQL_SSL_ROOT_CERT": "/ca.crt",
     }
     assert set(database_config(env)["OPTIONS"]) <= known_to_libpq_15
+
+
+# --- the dj-database-url superset -------------------------------------------------
+
+URL = "postgres://app:pw@db/app"
+
+
+@pytest.mark.usefixtures("django_setup")
+def test_url_parameters_reach_djangos_driver() -> None:
+    """options, application_name and the client certificate reach the connection
+    parameters Django hands the driver."""
+    from preflight.django import database_config
+
+    url = URL + "?options=-c%20search_path%3Dapp&application_name=web&sslcert=/c&sslkey=/k"
+    params = connection_params(database_config({"DATABASE_URL": url}))
+    assert (params["options"], params["application_name"]) == ("-c search_path=app", "web")
+    assert (params["sslcert"], params["sslkey"]) == ("/c", "/k")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "keys"),
+    [
+        ({}, {}),
+        ({"conn_max_age": 600}, {"CONN_MAX_AGE": 600}),
+        ({"conn_max_age": None}, {"CONN_MAX_AGE": None}),
+        ({"conn_health_checks": True}, {"CONN_HEALTH_CHECKS": True}),
+    ],
+)
+def test_connection_keywords_as_dj_database_url_names_them(
+    kwargs: dict[str, Any], keys: dict[str, Any]
+) -> None:
+    """conn_max_age and conn_health_checks become Django's keys (left out at the default)."""
+    from preflight.django import database_config
+
+    config = database_config({"DATABASE_URL": URL}, **kwargs)
+    assert {k: config[k] for k in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS") if k in config} == keys
+
+
+@pytest.mark.usefixtures("django_setup")
+def test_pool_reaches_options_and_django_accepts_it() -> None:
+    """pool=True (Django 5.1+, psycopg 3) is OPTIONS["pool"], which Django takes out of the
+    driver's parameters itself."""
+    from preflight.django import database_config
+
+    config = database_config({"DATABASE_URL": URL}, pool={"min_size": 2})
+    assert config["OPTIONS"]["pool"] == {"min_size": 2}
+    assert "pool" not in connection_params(config)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pool": True, "conn_max_age": 60}, "pool: cannot be used with a non-zero conn_max_age"),
+        ({"pool": True, "conn_max_age": None}, "pool: cannot be used with a non-zero"),
+        ({"conn_max_age": -1}, "conn_max_age: must be None or a whole number"),
+    ],
+)
+def test_keyword_mistakes_are_refused_at_import(kwargs: dict[str, Any], message: str) -> None:
+    """A pool with persistent connections is refused as Django would, but at import."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        database_config({"DATABASE_URL": URL}, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("host", "kwargs", "disabled"),
+    [
+        ("balancer-pooler-rw", {}, True),
+        ("balancer-pooler-rw.prod.svc", {"disable_server_side_cursors": False}, False),
+        ("balancer-postgres-rw", {}, False),
+        ("db", {"disable_server_side_cursors": True}, True),
+    ],
+)
+def test_server_side_cursors_off_behind_a_pooler(
+    host: str, kwargs: dict[str, Any], disabled: bool
+) -> None:
+    """A pooler host gets DISABLE_SERVER_SIDE_CURSORS (transaction pooling breaks them),
+    unless the caller decides."""
+    from preflight.django import database_config
+
+    config = database_config({"DATABASE_URL": f"postgres://u:p@{host}/app"}, **kwargs)
+    assert config.get("DISABLE_SERVER_SIDE_CURSORS", False) is disabled
+
+
+@pytest.mark.parametrize(
+    ("url", "engine"),
+    [
+        ("postgres://u:p@db/app", "django.db.backends.postgresql"),
+        ("pgsql://u:p@db/app", "django.db.backends.postgresql"),
+        ("postgis://u:p@db/app", "django.contrib.gis.db.backends.postgis"),
+    ],
+)
+def test_schemes_choose_the_engine(url: str, engine: str) -> None:
+    """postgres, postgresql and pgsql are PostgreSQL; postgis is the GIS engine."""
+    from preflight.django import database_config
+
+    assert database_config({"DATABASE_URL": url})["ENGINE"] == engine
+
+
+def test_sql_engine_may_name_the_gis_engine() -> None:
+    """SQL_ENGINE=...postgis is PostgreSQL for the check and the GIS engine for the app."""
+    from preflight.django import database_config
+
+    gis = "django.contrib.gis.db.backends.postgis"
+    env = {"SQL_ENGINE": gis, "SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"}
+    assert database_config(env)["ENGINE"] == gis
+
+
+@pytest.mark.parametrize("mode", ["verify-full", "verify-ca", "require", "disable"])
+@pytest.mark.parametrize("host", ["db", "x.rds.amazonaws.com", "db.example.com"])
+def test_an_explicit_sslmode_is_never_weakened(mode: str, host: str) -> None:
+    """The URL's sslmode reaches OPTIONS as written, whatever the host."""
+    from preflight.django import database_config
+
+    config = database_config({"DATABASE_URL": f"postgres://u:p@{host}/app?sslmode={mode}"})
+    assert config["OPTIONS"]["sslmode"] == mode
+
+
+def test_a_service_link_is_one_clear_error() -> None:
+    """SQL_PORT=tcp://IP:PORT at import: ImproperlyConfigured naming service links."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    env = {"SQL_HOST": "db", "SQL_DATABASE": "d", "SQL_USER": "u"}
+    with pytest.raises(ImproperlyConfigured) as info:
+        database_config({**env, "SQL_PORT": "tcp://10.96.0.12:5432", "SQL_SERVICE_HOST": "x"})
+    assert "Kubernetes service link" in str(info.value)
+    assert "enableServiceLinks: false" in str(info.value)
+
+
+@pytest.mark.usefixtures("django_setup")
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SQL_ENGINE": "django.db.backends.sqlite3", "SQL_DATABASE": ":memory:"},
+        {"DATABASE_URL": "sqlite://:memory:"},
+        {"DATABASE_URL": "sqlite://"},
+        {"DATABASE_URL": "sqlite:///file:shared-x?mode=memory&cache=shared"},
+        {"SQL_ENGINE": "django.db.backends.sqlite3", "SQL_DATABASE": "file:y?mode=memory"},
+    ],
+)
+def test_sqlite_in_memory_stays_in_memory(
+    env: dict[str, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:memory: and file: URIs reach Django's real SQLite backend as they are: it connects,
+    and no file appears under base_dir or the working directory."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from preflight.django import database_config
+
+    monkeypatch.chdir(tmp_path)
+    config = database_config(env, base_dir=tmp_path)
+    wrapper = DatabaseWrapper(djangodb.settings_dict(config), alias="memory")
+    with wrapper.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x int)")
+        cursor.execute("SELECT count(*) FROM t")
+        assert cursor.fetchone() == (0,)
+    wrapper.close()
+    assert list(tmp_path.iterdir()) == []

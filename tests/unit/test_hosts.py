@@ -115,3 +115,49 @@ def test_case_and_trailing_dot_do_not_matter(host: str) -> None:
     if host.startswith("/") or ":" in host:
         return
     assert classify_host(host.rstrip(".").upper() + ".").kind == classify_host(host).kind
+
+
+# --- host facts: one place answers each question --------------------------------
+
+from preflight._hosts import (  # noqa: E402
+    has_trailing_dot,
+    is_socket,
+    libpq_host,
+    needs_lookup,
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "socket", "lookup", "dot", "for_libpq"),
+    [
+        ("/var/run/postgresql", True, False, False, "/var/run/postgresql"),
+        (" /tmp ", True, False, False, "/tmp"),
+        ("/tmp/dir.", True, False, False, "/tmp/dir."),
+        ("127.0.0.1", False, False, False, "127.0.0.1"),
+        ("127.0.0.1.", False, True, True, "127.0.0.1"),
+        ("[::1]", False, False, False, "::1"),
+        ("::1", False, False, False, "::1"),
+        ("db", False, True, False, "db"),
+        ("db.example.com.", False, True, True, "db.example.com."),
+        (".", False, True, False, "."),
+    ],
+)
+def test_host_facts(host: str, socket: bool, lookup: bool, dot: bool, for_libpq: str) -> None:
+    """Socket path, DNS need, trailing dot and libpq's form, each from one function."""
+    assert (is_socket(host), needs_lookup(host), has_trailing_dot(host)) == (socket, lookup, dot)
+    assert libpq_host(host) == for_libpq
+
+
+@pytest.mark.parametrize(
+    ("host", "domain", "kind"),
+    [
+        ("balancer-postgres-rw.prod.svc.corp.example", "corp.example", Kind.CLOUDNATIVEPG),
+        ("postgres.prod.svc.corp.example", "corp.example", Kind.INTERNAL),
+        ("balancer-postgres-rw.prod.svc.cluster.local", "corp.example", Kind.EXTERNAL),
+        ("balancer-rw.prod.svc.corp.example.evil.com", "corp.example", Kind.EXTERNAL),
+        ("balancer-rw.prod.svc.CORP.example.", "Corp.Example.", Kind.CLOUDNATIVEPG),
+    ],
+)
+def test_custom_cluster_domain_matches_by_suffix(host: str, domain: str, kind: Kind) -> None:
+    """A custom cluster domain replaces cluster.local, and still only as the whole suffix."""
+    assert classify_host(host, domain).kind is kind

@@ -117,7 +117,7 @@ def test_termination_log_never_follows_a_symlink(tmp_path: Path) -> None:
 def test_default_path_is_never_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside a pod, /dev/termination-log is absent and stays absent, without a warning."""
     absent = tmp_path / "termination-log"
-    monkeypatch.setattr(_termination, "DEFAULT_PATH", str(absent))
+    monkeypatch.setattr(_termination, "DEFAULT_TERMINATION_LOG", str(absent))
     assert _termination.write(str(absent), "m") is None
     assert not absent.exists()
 

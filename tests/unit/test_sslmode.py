@@ -20,7 +20,7 @@ OUTSIDE = [Kind.AWS_RDS, Kind.EXTERNAL]
 def test_default_by_kind(kind: Kind, rootcert: str | None, mode: str) -> None:
     """Without SQL_SSL_MODE the kind (and a root certificate) pick the mode."""
     choice = choose_sslmode(kind, None, rootcert)
-    assert (choice.mode, choice.source) == (mode, "default")
+    assert (choice.value.mode, choice.value.source) == (mode, "default")
 
 
 @pytest.mark.parametrize("kind", list(Kind))
@@ -30,7 +30,7 @@ def test_default_by_kind(kind: Kind, rootcert: str | None, mode: str) -> None:
 def test_explicit_always_wins(kind: Kind, mode: str) -> None:
     """An explicit SQL_SSL_MODE is used whatever the kind."""
     choice = choose_sslmode(kind, mode, "/ca.crt")
-    assert (choice.mode, choice.source) == (mode, "explicit")
+    assert (choice.value.mode, choice.value.source) == (mode, "explicit")
 
 
 @pytest.mark.parametrize("kind", OUTSIDE)
@@ -68,20 +68,21 @@ def test_verify_without_root_cert_names_pgsslrootcert() -> None:
 def test_system_implies_verify_full(kind: Kind) -> None:
     """SQL_SSL_ROOT_CERT=system with no explicit mode is verify-full for every kind."""
     choice = choose_sslmode(kind, None, "/etc/ssl/certs/ca-certificates.crt", system=True)
-    assert (choice.mode, choice.problem) == ("verify-full", None)
+    assert (choice.value.mode, choice.problems) == ("verify-full", ())
 
 
 @pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require", "verify-ca"])
 def test_system_with_a_weaker_explicit_mode_is_a_problem(mode: str) -> None:
     """An explicit mode weaker than verify-full with system is a configuration error."""
     choice = choose_sslmode(Kind.AWS_RDS, mode, "/bundle.pem", system=True)
-    assert choice.problem is not None
-    assert f"SQL_SSL_MODE={mode}" in choice.problem
+    (problem,) = choice.problems
+    assert problem.variable == "SQL_SSL_MODE"
+    assert f"SQL_SSL_MODE={mode}" in problem.message
 
 
 def test_system_with_verify_full_is_fine() -> None:
     """The one mode that suits system roots."""
-    assert choose_sslmode(Kind.AWS_RDS, "verify-full", "/b.pem", system=True).problem is None
+    assert choose_sslmode(Kind.AWS_RDS, "verify-full", "/b.pem", system=True).problems == ()
 
 
 @pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])

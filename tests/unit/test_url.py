@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight._url import PASSED_THROUGH, UrlParts, parse_database_url
+from preflight._url import LIBPQ_PARAMETERS, NEWER_PARAMETERS, UrlParts, parse_database_url
 
 PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
 PW = quote(PASSWORD, safe="")
@@ -52,14 +52,48 @@ PW = quote(PASSWORD, safe="")
             "postgres://h/app?&sslmode=verify-full&",
             UrlParts(host="h", database="app", sslmode="verify-full"),
         ),
-        ("postgres://h/db?application_name=a+b", UrlParts(host="h", database="db")),
+        (
+            "postgres://h/db?application_name=a+b",
+            UrlParts(host="h", database="db", params=(("application_name", "a+b"),)),
+        ),
+        ("postgres://h/db?sslmode=Require", UrlParts("h", None, "db", sslmode="require")),
+        ("pgsql://h/db", UrlParts(host="h", database="db")),
+        ("postgis://h/db", UrlParts(host="h", database="db", scheme="postgis")),
+        (
+            "postgres://h/db?currentSchema=my%20app",
+            UrlParts("h", None, "db", params=(("options", "-c search_path=my\\ app"),)),
+        ),
+        (
+            "postgres://h/db?options=-c%20search_path%3Dmyschema&sslcert=/c.crt&sslkey=/c.key",
+            UrlParts(
+                "h",
+                None,
+                "db",
+                params=(
+                    ("options", "-c search_path=myschema"),
+                    ("sslcert", "/c.crt"),
+                    ("sslkey", "/c.key"),
+                ),
+            ),
+        ),
+        ("sqlite://", UrlParts(database=":memory:", scheme="sqlite")),
+        ("sqlite://:memory:", UrlParts(database=":memory:", scheme="sqlite")),
+        ("sqlite:///db.sqlite3", UrlParts(database="db.sqlite3", scheme="sqlite")),
+        (
+            "sqlite:////var/lib/app/db.sqlite3",
+            UrlParts(database="/var/lib/app/db.sqlite3", scheme="sqlite"),
+        ),
+        (
+            "sqlite:///file:shared?mode=memory&cache=shared",
+            UrlParts(database="file:shared?mode=memory&cache=shared", scheme="sqlite"),
+        ),
     ],
 )
 def test_parts(url: str, parts: UrlParts) -> None:
     """Each part decoded as libpq and dj-database-url agree it should be."""
     result = parse_database_url(url)
     assert result.problems == ()
-    assert result.parts == parts
+    assert result.value == parts
 
 
 EMPTY = UrlParts()
@@ -69,8 +103,9 @@ EMPTY = UrlParts()
     ("url", "problem", "parts"),
     [
         ("", "is empty", EMPTY),
-        ("mysql://u:p@h/db", "scheme mysql is not postgres://", EMPTY),
-        ("u:secretpw@h/db", "does not start with postgres://", EMPTY),
+        ("mysql://u:p@h/db", "the scheme: mysql:// is not one of postgres://", EMPTY),
+        ("u:secretpw@h/db", "the scheme: the URL does not start with postgres://", EMPTY),
+        ("sqlite://host/db.sqlite3", "a sqlite URL names no host", EMPTY),
         ("postgres://u:p\x00w@h/db", "contains a NUL character", EMPTY),
         # malformed userinfo: nothing parsed, nothing echoed
         ("postgres://u:p@ss@h/db", "percent-encode these characters in the password", EMPTY),
@@ -102,16 +137,30 @@ EMPTY = UrlParts()
         ),
         ("postgres://u:p%FFw@h/db", "the password is not UTF-8", UrlParts("h", None, "db", "u")),
         # ports
-        ("postgres://h:0/db", "port 0 is outside 1-65535", UrlParts(host="h", database="db")),
         (
-            "postgres://h:65536/db",
-            "port 65536 is outside 1-65535",
+            "postgres://h:0/db",
+            "the port: 0 is outside the port range 1-65535",
             UrlParts(host="h", database="db"),
         ),
-        ("postgres://h:54x2/db", "the port is not a number", UrlParts(host="h", database="db")),
-        ("postgres://h:-1/db", "the port is not a number", UrlParts(host="h", database="db")),
-        ("postgres://h:\u00b2/db", "the port is not a number", UrlParts(host="h", database="db")),
-        ("postgres://h/db?port=0", "port 0 is outside", UrlParts(host="h", database="db")),
+        (
+            "postgres://h:65536/db",
+            "the port: 65536 is outside the port range 1-65535",
+            UrlParts(host="h", database="db"),
+        ),
+        (
+            "postgres://h:54x2/db",
+            "the port: it is not a port number",
+            UrlParts(host="h", database="db"),
+        ),
+        ("postgres://h:-1/db", "the port: it is not a port", UrlParts(host="h", database="db")),
+        ("postgres://h:\u00b2/db", "the port: it is not a", UrlParts(host="h", database="db")),
+        ("postgres://h/db?port=0", "the port: 0 is outside", UrlParts(host="h", database="db")),
+        ("postgres://h$x/db", 'the host: "h$x" is not a valid host', UrlParts(database="db")),
+        (
+            "postgres://h/db?host=a:5432",
+            'the host: "a:5432" includes a port',
+            UrlParts("h", None, "db"),
+        ),
         # hosts
         (
             "postgres://h1,h2:5432/db",
@@ -138,13 +187,18 @@ EMPTY = UrlParts()
         (
             "postgres://h/db?connect_timeout=5&connect_timeout=6",
             "parameter connect_timeout is given more than once",
-            UrlParts("h", None, "db"),
+            UrlParts("h", None, "db", params=(("connect_timeout", "5"),)),
         ),
         (
             "postgres://h/db?sslmode=required",
-            'sslmode "required" is not one of disable, allow, prefer, require, verify-ca, '
-            "verify-full; did you mean require?",
+            'sslmode: "required" is not one of disable, allow, prefer, require, verify-ca, '
+            "verify-full (did you mean require?)",
             UrlParts("h", None, "db"),
+        ),
+        (
+            "postgres://h/db?currentSchema=s&options=-c%20x%3D1",
+            "gives both currentSchema and options",
+            UrlParts("h", None, "db", params=(("options", "-c x=1"),)),
         ),
         ("postgres://h/db?sslmode=", "is not one of disable", UrlParts("h", None, "db")),
         ("postgres://h/db?sslmode", "parameter sslmode has no '='", UrlParts("h", None, "db")),
@@ -155,28 +209,32 @@ def test_problems(url: str, problem: str, parts: UrlParts) -> None:
     """Every problem names the field, never its value, and parts hold what is sound."""
     result = parse_database_url(url)
     assert len(result.problems) == 1
-    assert problem in result.problems[0]
-    assert result.parts == parts
+    assert result.problems[0].variable == "DATABASE_URL"
+    assert problem in result.problems[0].message
+    assert result.value == parts
 
 
-@pytest.mark.parametrize("name", sorted(PASSED_THROUGH))
-def test_passed_through_parameters_warn_not_fail(name: str) -> None:
-    """Parameters dj-database-url hands to the driver are accepted with a warning."""
-    result = parse_database_url(f"postgres://h/db?{name}=1&sslmode=disable")
+@pytest.mark.parametrize("name", sorted(LIBPQ_PARAMETERS))
+def test_every_libpq_parameter_is_kept(name: str) -> None:
+    """Each libpq parameter in the query is kept, decoded; only one that needs a libpq
+    newer than 15 gets a warning, naming the version."""
+    result = parse_database_url(f"postgres://h/db?{name}=a%20b&sslmode=disable")
     assert result.problems == ()
-    assert result.parts == UrlParts("h", None, "db", sslmode="disable")
-    assert len(result.warnings) == 1
-    assert name in result.warnings[0]
+    if name in NEWER_PARAMETERS:
+        (warning,) = result.warnings
+        assert f"{name} (libpq {NEWER_PARAMETERS[name]})" in warning
+    else:
+        assert result.warnings == ()
+    assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, "a b"),))
 
 
 def test_unknown_parameters_warn() -> None:
-    """Unknown parameters are a warning naming them, not a problem."""
-    result = parse_database_url("postgres://h/db?currentSchema=x&zz=1&connect_timeout=3")
+    """Parameters libpq does not know are a warning naming them, not a problem."""
+    result = parse_database_url("postgres://h/db?zz=1&isolation_level=2&connect_timeout=3")
     assert result.problems == ()
-    assert result.warnings == (
-        "passes over connect_timeout: the app still uses them; the check does not need them",
-        "ignores unknown parameters currentSchema, zz; libpq may refuse them",
-    )
+    assert result.value.params == (("connect_timeout", "3"),)
+    (warning,) = result.warnings
+    assert warning.startswith("ignores parameters isolation_level, zz: they are not libpq")
 
 
 # --- properties ------------------------------------------------------------------
@@ -218,8 +276,9 @@ PARAMS = st.lists(
 def test_any_text_never_raises(url: str) -> None:
     """No input raises; the result always has the documented shape."""
     result = parse_database_url(url)
-    assert isinstance(result.parts, UrlParts)
-    assert all(isinstance(m, str) for m in result.problems + result.warnings)
+    assert isinstance(result.value, UrlParts)
+    assert all(isinstance(m, str) for m in result.warnings)
+    assert all(p.variable == "DATABASE_URL" for p in result.problems)
 
 
 @settings(max_examples=200, deadline=None)
@@ -248,7 +307,7 @@ def test_messages_never_carry_userinfo(
         user, password = quote(user, safe=""), quote(password, safe="")
     url = f"{scheme}{user}:{password}@{host}{port}{path}?{params}"
     result = parse_database_url(url)
-    for message in result.problems + result.warnings:
+    for message in [p.message for p in result.problems] + list(result.warnings):
         assert not set(message) & set(SECRET_LETTERS)
         assert url not in message
 
@@ -270,4 +329,9 @@ def test_encoded_parts_round_trip(user: str, password: str, database: str, port:
         assert result.problems
         return
     assert result.problems == ()
-    assert result.parts == UrlParts("db", port, database or None, user, password)
+    assert result.value == UrlParts("db", port, database or None, user, password)
+
+
+def test_newer_parameters_are_libpq_parameters() -> None:
+    """Every parameter with a version note is one the reader keeps."""
+    assert NEWER_PARAMETERS.keys() <= LIBPQ_PARAMETERS
