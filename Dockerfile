@@ -3,13 +3,14 @@
 #   docker build -t preflight .
 #   docker run --rm -e SQL_HOST=db -e SQL_DATABASE=app -e SQL_USER=app preflight explain
 #
-# The base is pinned by digest (the multi-platform index, so amd64 and arm64
-# builds get the same release); both stages must use the same base, since the
-# venv links to the base's python3. To bump it (README, "The container image"):
-#   docker buildx imagetools inspect python:3.11-slim-bookworm
+# The base is Python 3.13 on Debian 13 (trixie), pinned by digest (the
+# multi-platform index, so amd64 and arm64 builds get the same release); both
+# stages must use the same base, since the venv links to the base's python3.
+# To bump it (docs/deployment.md, "The container image"):
+#   docker buildx imagetools inspect python:3.13-slim-trixie
 # and put the "Digest:" it prints after the @ below. The image workflow checks
 # that the pinned digest is an index holding linux/amd64 and linux/arm64.
-ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+ARG BASE_IMAGE=python:3.13-slim-trixie@sha256:ffb752e139c0a19692a43af8d8523b274222dd68eebad5d583b45c2201c6e30a
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps venv clean bench bench-migrate chaos chaos-migrate
+.PHONY: demo test test-fast lint system-deps venv clean bench bench-migrate chaos chaos-migrate roots
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -21,6 +21,12 @@ venv: $(STAMP)
 # buildah/debootstrap for the image test, kubectl/kustomize, docker-compose).
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# The Debian trixie roots the tests build on demand (Python 3.13 for Django 6.0,
+# PostgreSQL 17 with pgvector, the image's stand-in base): cached in
+# /var/tmp/preflight-trixie, never in the repository.  Needs root and debootstrap.
+roots:
+	bash scripts/trixie.sh server
 
 # Start a throwaway PostgreSQL, run the preflight against it, show the plans.
 demo: system-deps $(STAMP)

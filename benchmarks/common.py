@@ -28,6 +28,11 @@ from tests.support import pg  # noqa: E402 - the throwaway-server helper the tes
 BENCH_VENV = ROOT / ".bench" / "venv"
 PYTHON = str(BENCH_VENV / "bin" / "python")
 PREFLIGHT = str(BENCH_VENV / "bin" / "preflight")
+# The code before issue 19 (hand-written first attempt, no knocks, interpreter
+# teardown at exit), measured in the same runs as this checkout: "before".
+BASELINE_REV = "15ca252"
+BASELINE_VENV = ROOT / ".bench" / f"baseline-{BASELINE_REV}"
+BASELINE = str(BASELINE_VENV / "bin" / "preflight")
 
 
 def prepare_venv() -> None:
@@ -51,6 +56,25 @@ def prepare_venv() -> None:
         )
     subprocess.run(
         [PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(ROOT)],
+        check=True,
+    )
+
+
+def prepare_baseline() -> None:
+    """The same venv with the package of :data:`BASELINE_REV` installed instead."""
+    if (BASELINE_VENV / "bin" / "preflight").exists():
+        return
+    source = ROOT / ".bench" / f"src-{BASELINE_REV}"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", BASELINE_REV], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    shutil.copytree(BENCH_VENV, BASELINE_VENV, symlinks=True)
+    python = str(BASELINE_VENV / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(source)],
         check=True,
     )
 

@@ -26,12 +26,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.common import ROOT, Servers, machine, prepare_venv
+from benchmarks.common import ROOT, Servers, machine, prepare_baseline, prepare_venv
 
 # part name -> module in this package (module.TITLE, module.run(servers, smoke)).
 SCENARIOS = {
     "startup": "startup",
     "recovery": "notice",
+    "starting": "starting",
     "herd": "herd",
     "jitter": "jitter",
     "image": "image",
@@ -43,7 +44,7 @@ SCENARIOS = {
 CHAOS_RUNS = {"chaos": (500, 14), "migrate-chaos": (200, 9)}
 # What `make bench` runs; the chaos runs have their own targets (`make chaos`,
 # `make chaos-migrate`), they take long.
-DEFAULT = ["startup", "recovery", "herd", "jitter", "image"]
+DEFAULT = ["startup", "recovery", "starting", "herd", "jitter", "image"]
 HEADER = "Written by `benchmarks/run.py` (one module per section); do not edit by hand."
 
 
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"parts are {', '.join(SCENARIOS)}")
     modules = [importlib.import_module(f"benchmarks.{SCENARIOS[part]}") for part in parts]
     prepare_venv()
+    prepare_baseline()
     servers = Servers()
     sections: list[tuple[str, str]] = []
     command = "python -m benchmarks.run " + " ".join(parts) + (" --smoke" if args.smoke else "")

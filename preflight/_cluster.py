@@ -46,6 +46,21 @@ def service_links(environ: Mapping[str, str], prefix: str) -> list[str]:
     return sorted(names)
 
 
+def services_links(environ: Mapping[str, str], prefix: str) -> list[str]:
+    """The service-link variables of every Service whose variables start with ``prefix_``
+    (``sql-rw`` of a CloudNativePG Cluster named ``sql`` gives ``SQL_RW_*``), sorted.
+
+    A Service counts only where its ``<NAME>_SERVICE_HOST`` is set, as Kubernetes always
+    sets it, so a typo such as ``SQL_PORT_X`` is never taken for a link."""
+    services = [
+        name.removesuffix("_SERVICE_HOST")
+        for name in environ
+        if name.startswith(prefix + "_") and name.endswith("_SERVICE_HOST")
+    ]
+    names = {n for service in services for n in service_links(environ, service)}
+    return sorted(names | set(service_links(environ, prefix)))
+
+
 def link_advice(prefix: str) -> str:
     service = prefix.lower().replace("_", "-")
     return (

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from . import _options, _settings
-from ._cluster import service_links
+from ._cluster import services_links
 from ._errors import ConfigError, Problem
 from ._options import Options, read_options
 from ._plan import Plan, build_plan
@@ -39,7 +39,7 @@ class Config(NamedTuple):
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A warning for each ``SQL_*``/``PREFLIGHT_*`` variable the preflight does not know."""
     warnings = []
-    links = {n for prefix in ("SQL", "PREFLIGHT") for n in service_links(environ, prefix)}
+    links = {n for prefix in ("SQL", "PREFLIGHT") for n in services_links(environ, prefix)}
     for name in sorted(environ):
         if name.startswith(PREFIXES) and name not in KNOWN and name not in links:
             near = closest(name, list(KNOWN))

@@ -130,6 +130,19 @@ def describe(message: str) -> str:
     )
 
 
+# sslmode=prefer (or allow): libpq retries a failed login the other way, with TLS
+# and without, and reports both attempts.  Against a TLS-only server the
+# unencrypted attempt is always refused by pg_hba.conf ("no encryption"); that
+# refusal belongs to the retry, and the other attempt's failure is the real one.
+_UNENCRYPTED_REJECTED = re.compile(r"no pg_hba\.conf entry .*no encryption", re.IGNORECASE)
+
+
+def _without_retry_rejection(message: str) -> str:
+    """``message`` less the unencrypted retry's refusal, when another failure is there."""
+    kept = [line for line in message.splitlines() if not _UNENCRYPTED_REJECTED.search(line)]
+    return "\n".join(kept) if describe("\n".join(kept)) else message
+
+
 def classify(
     message: str, *, sqlstate: str | None = None, timed_out: bool = False
 ) -> tuple[Reason, str]:
@@ -141,7 +154,7 @@ def classify(
         return SQLSTATES[sqlstate], described
     if sqlstate == "55000" and "not currently accepting connections" in described:
         return Reason.DATABASE_CLOSED, described
-    return reason_for_message(described), described
+    return reason_for_message(describe(_without_retry_rejection(message))), described
 
 
 _NO_ENCRYPTION_HINT = (

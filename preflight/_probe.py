@@ -229,7 +229,9 @@ def knock(doorstep: Doorstep, wait: float) -> bool | None:
     if not doorstep.doors:
         return None
     for address, conninfo in doorstep.doors:
-        pgconn = pq.PGconn.connect_start(conninfo.encode())
+        # libpq may warn on fd 2 as it starts (a loose .pgpass); the login says it again.
+        with _libpq_stderr():
+            pgconn = pq.PGconn.connect_start(conninfo.encode())
         try:
             refused = _knock_at(pgconn, wait)
         except BaseException:

@@ -1,11 +1,12 @@
 """The retry policy: exponential backoff with jitter, a cap, and one deadline over everything.
 
-Built on tenacity.  With the defaults (0.1 s doubling to a 0.8 s cap, half of
-each delay random) the delays are 0.05-0.1, 0.1-0.2, 0.2-0.4 s and then
-0.4-0.8 s for good: a database that comes up is noticed in about 0.3-0.5 s
-(median, benchmarks/RESULTS.md), a waiting process tries about 1.5 times a
-second, and a hundred processes started together drift apart instead of
-knocking in lockstep.  (A 1.0 s cap measured a 0.68 s median: too slow.)
+Built on tenacity, one loop for every attempt.  With the defaults (0.1 s
+doubling to a 0.8 s cap, half of each delay random) the delays are 0.05-0.1,
+0.1-0.2, 0.2-0.4 s and then 0.4-0.8 s for good: a waiting process logs in
+about 1.5 times a second, and a hundred processes started together drift apart
+instead of logging in in lockstep.  While nothing listens, the check knocks
+between those logins (:data:`KNOCK_GAP`, ``_check.py``), which is what notices
+a database that comes up within tens of milliseconds (benchmarks/RESULTS.md).
 
 The deadline is enforced twice: no sleep runs past it, and :meth:`Deadline.alarm`
 interrupts whatever is blocking when it passes (a connect, a TLS handshake, a
@@ -83,25 +84,30 @@ class _UnknownStreak:
 
 
 class _Schedule:
-    """Which step of the backoff the next delay is: the attempt's number, counted
-    again from 1 when a server answers after refusals.
+    """Which step of the backoff the next delay is: the attempt's number, except
+    while a server that has just begun to listen says it is starting up.
 
     A refused login reaches no server (nothing listens), so a long refusal says
-    nothing about how busy the server will be; the first answer after it comes
-    from a server that has just begun to listen, which gets the schedule a
-    process started at that moment would use (0.05-0.1 s, then doubling).
+    nothing about how busy the server will be.  When the first answer after
+    refusals is "starting up" (PostgreSQL listens before its recovery ends), the
+    steps count from 1 again for as long as that lasts, as for a process started
+    at that moment (0.05-0.1 s, then doubling).  Any other answer (too many
+    clients, a pooler waiting) keeps the attempt's own step: a full server gets
+    the long delays at once.
     """
 
     def __init__(self) -> None:
-        self._first = 1
         self._refused = False
+        self._since: int | None = None  # the first "starting up" after refusals
 
     def step(self, attempt: int, exc: BaseException | None) -> int:
-        refused = isinstance(exc, PreflightError) and exc.reason == "refused"
-        if self._refused and not refused:
-            self._first = attempt
-        self._refused = refused
-        return attempt - self._first + 1
+        reason = exc.reason if isinstance(exc, PreflightError) else None
+        if reason != "starting_up":
+            self._since = None
+        elif self._refused and self._since is None:
+            self._since = attempt
+        self._refused = reason == "refused"
+        return attempt if self._since is None else attempt - self._since + 1
 
 
 def retrying(

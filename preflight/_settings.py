@@ -183,8 +183,12 @@ def _parse(name: str, raw: str | None, parse: object, out: list[Problem]) -> obj
         return None
 
 
-def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, object]:
-    """The ``SQL_*`` values other than the password, parsed."""
+def _plain_values(
+    environ: Mapping[str, str], out: list[Problem], *, url: bool
+) -> dict[str, object]:
+    """The ``SQL_*`` values other than the password, parsed.  With ``DATABASE_URL`` the
+    source (``url``), a service-link ``SQL_PORT`` is ignored (the link warning says so):
+    the app reads its port from the URL."""
     values: dict[str, object] = {}
     host = _get(environ, "SQL_HOST", out)
     if host is not None:
@@ -194,7 +198,8 @@ def _plain_values(environ: Mapping[str, str], out: list[Problem]) -> dict[str, o
         values["SQL_HOST"] = libpq_host(host)
     port = _get(environ, "SQL_PORT", out)
     if port is not None and is_link_value(port):
-        out.append(Problem("SQL_PORT", f"is {quote(port.strip())}, {link_advice('SQL')}"))
+        if not url:
+            out.append(Problem("SQL_PORT", f"is {quote(port.strip())}, {link_advice('SQL')}"))
         port = None
     values["SQL_PORT"] = _parse("SQL_PORT", port, parse_port, out)
     for name in ("SQL_DATABASE", "SQL_USER", "SQL_SSL_ROOT_CERT"):
@@ -214,6 +219,16 @@ def looks_like_path(value: str) -> bool:
     inside.  Anything else may be the secret itself, pasted into the wrong variable."""
     text = value.strip()
     return "/" in text and not any(c.isspace() for c in text) and "://" not in text
+
+
+def _shown_path(path: str) -> bool:
+    """A ``*_FILE`` value that is a path for sure: the file exists, or (absolute, so not
+    relative to a working directory) its directory does.  A base64 password such as
+    ``Zm9v/YmFy+cXV4=`` looks like a path; it names nothing that exists."""
+    if os.path.lexists(path):
+        return True
+    parent = os.path.dirname(path)
+    return os.path.isabs(path) and parent not in ("", "/") and os.path.isdir(parent)
 
 
 def _password(
@@ -242,6 +257,17 @@ def _password(
         out.append(Problem("SQL_PASSWORD_FILE", "is set together with SQL_PASSWORD; set one"))
         return password, None, "SQL_PASSWORD"
     path = path.strip()
+    if not _shown_path(path):
+        secrets.extend({path, environ["SQL_PASSWORD_FILE"]})
+        out.append(
+            Problem(
+                "SQL_PASSWORD_FILE",
+                "names no file that exists, nor a directory that does (its value is not "
+                "shown: a password can contain '/'); set it to the path of the mounted "
+                "secret file, like /run/secrets/db-password",
+            )
+        )
+        return None, None, None
     try:
         password = read_password_file(path)
     except ValueError as exc:
@@ -329,7 +355,7 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
         settings = _sqlite(environ, url, out, secrets)
         return Found(SettingsRead(settings, tuple(dict.fromkeys(secrets)), configured), tuple(out))
 
-    values = _plain_values(environ, out)
+    values = _plain_values(environ, out, url=url is not None)
     password, password_file, origin = _password(environ, out, secrets)
     values["SQL_PASSWORD"] = password
     connection_type = values.pop("SQL_CONNECTION_TYPE")

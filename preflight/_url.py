@@ -105,6 +105,7 @@ SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"}
 """Parameters whose value is a secret: never shown, only ``set``."""
 
 _QUERY_FIELDS = {"host": "host", "dbname": "database", "user": "user", "password": "password"}
+_KNOWN_NAMES = LIBPQ_PARAMETERS | _QUERY_FIELDS.keys() | {"sslmode", "sslrootcert", "port"}
 _NAMES = {
     "host": "the host",
     "port": "the port",
@@ -115,6 +116,7 @@ _NAMES = {
 }
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # a setting in libpq's ``options`` whose name says it holds a secret: -c x.password=...
 _OPTION_SECRET = re.compile(r"(?:password|passwd|secret|token)[^=\s]*=((?:\\.|\S)+)", re.I)
 _PERCENT_ADVICE = (
@@ -149,6 +151,15 @@ def _shown(name: str) -> str:
     """A parameter name or value as a message may show it: printable and short."""
     text = name if name.isprintable() else repr(name)[1:-1]
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shown_name(name: str) -> str:
+    """A parameter name as a message may show it: a libpq keyword as it is, anything else
+    cut after its keyword-like start (``sslpassword%3Dsecret`` carries the value along)."""
+    head = _KEYWORD.match(name)
+    if head is not None and head.end() == len(name):
+        return _shown(name)
+    return _shown(head.group(0) if head else "") + "... (the rest is not shown)"
 
 
 def _decode(raw: str, field: str) -> _Decoded:
@@ -259,16 +270,16 @@ class _Reader:
             if key is None:
                 continue
             if not equals:
-                self.problems.append(f"parameter {_shown(key)} has no '=' and value")
+                self.problems.append(f"parameter {_shown_name(key)} has no '=' and value")
                 continue
             if key in seen:
-                self.problems.append(f"parameter {_shown(key)} is given more than once")
+                self.problems.append(f"parameter {_shown_name(key)} is given more than once")
                 continue
             seen.add(key)
-            value = self.decoded(raw_value, f"parameter {_shown(key)}")
+            value = self.decoded(raw_value, f"parameter {_shown_name(key)}")
             if key in LIBPQ_PARAMETERS:
                 self.params[key] = value or ""
-            elif not self.parameter(key, value):
+            elif not self.recased(key) and not self.parameter(key, value):
                 unknown.append(key)
         newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
         if newer:
@@ -278,11 +289,22 @@ class _Reader:
                 "2.9.x has 15 or 16) refuses the connection, while the check's libpq accepts it"
             )
         if unknown:
-            names = ", ".join(_shown(k) for k in sorted(unknown))
+            names = ", ".join(_shown_name(k) for k in sorted(unknown))
             self.warnings.append(
                 f"ignores parameters {names}: they are not libpq parameters, which libpq "
                 "would refuse; neither the app nor the check gets them"
             )
+
+    def recased(self, key: str) -> bool:
+        """A libpq name in another case (``SSLMODE``) is a problem: libpq refuses it, and
+        dropping it would quietly weaken an explicit sslmode to the default."""
+        if key.lower() == key or key.lower() not in _KNOWN_NAMES:
+            return False
+        self.problems.append(
+            f"parameter {_shown_name(key)}: libpq parameter names are lower-case "
+            f"(libpq refuses this one); write {key.lower()}"
+        )
+        return True
 
     def parameter(self, key: str, value: str | None) -> bool:
         """Take one parameter read as a field; False when it is not one of them."""

@@ -20,7 +20,8 @@ from preflight._hosts import RULES
 from preflight._sslmode import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the comparison corpora live with the tests
+# The comparison corpora and the agreement matrix's cells live with the tests.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from tests.support import comparisons  # noqa: E402
 
@@ -73,12 +74,51 @@ def variables() -> list[str]:
     return [f"`{name}`" for name in _settings.VARIABLES]
 
 
+def agreement_apps() -> list[str]:
+    from tests.support.appvenv import APP_EXTRAS, SPECS
+
+    python = {"host": "3.11 (this machine)", "trixie": "3.13 (the trixie root)"}
+    extras = ", ".join(APP_EXTRAS)
+    return ["| app cell | Django + driver | Python | also installed |", "|---|---|---|---|"] + [
+        f"| `{spec.name}` | {spec.version} | {python[spec.python]} | {extras} |" for spec in SPECS
+    ]
+
+
+def agreement_servers() -> list[str]:
+    from tests.support.versions import SERVERS
+
+    yes = {True: "yes", False: "no"}
+    return ["| PostgreSQL | from | TLS | pgvector |", "|---|---|---|---|"] + [
+        f"| {s.major} | {s.source} | {yes[s.tls]} | {yes[s.vector]} |" for s in SERVERS
+    ]
+
+
+def agreement_cells() -> list[str]:
+    from tests.integration.test_agreement import CELLS
+    from tests.support.appvenv import SPECS
+
+    scenarios = list({scenario.name: scenario for scenario, _ in CELLS}.values())
+    ran = {(scenario.name, spec.name) for scenario, spec in CELLS}
+    rows = [
+        "| scenario | PostgreSQL | preflight | " + " | ".join(f"`{s.name}`" for s in SPECS) + " |",
+        "|---|---|---|" + "---|" * len(SPECS),
+    ]
+    for scenario in scenarios:
+        expected = "0" if scenario.reason is None else f"{scenario.code} `{scenario.reason}`"
+        marks = " | ".join("✓" if (scenario.name, s.name) in ran else "" for s in SPECS)
+        rows.append(f"| {scenario.name} | {scenario.postgres} | {expected} | {marks} |")
+    return [*rows, "", f"{len(CELLS)} cells."]
+
+
 BLOCKS: dict[str, Callable[[], list[str]]] = {
     "classification": classification,
     "ssl-defaults": ssl_defaults,
     "exit-codes": exit_codes,
     "reasons": reasons,
     "options": options,
+    "agreement-apps": agreement_apps,
+    "agreement-servers": agreement_servers,
+    "agreement-cells": agreement_cells,
     "dj-database-url": comparisons.dj_database_url_table,
     "adoption": comparisons.adoption_table,
 }

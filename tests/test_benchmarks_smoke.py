@@ -38,12 +38,13 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     for heading in (
         "## 1. Start-up to ready",
         "## 2. Time to notice",
+        "## 2b. Logins a starting server sees",
         "## 3. The herd",
         "## 3b. Jitter",
     ):
         assert heading in text
     assert "| preflight |" in text
-    assert "exit codes | {0: 5}" in text
+    assert "| exit codes | {0: 5} | {0: 5} |" in text
 
 
 def _chaos(tmp_path: Path, part: str, runs: int, kept: str) -> str:

@@ -38,7 +38,13 @@ __all__ = ["database_config"]
 SQLITE_DEFAULT_NAME = "db.sqlite3"
 
 
-def _improperly_configured(problems: tuple[Problem, ...]) -> Exception:
+def _improperly_configured(problems: tuple[Problem, ...], secrets: tuple[str, ...]) -> Exception:
+    """The error for ``problems``, with the password (pasted into another variable and
+    quoted by a problem) withheld: the import traceback lands in the app's log."""
+    from .._redact import Redactor  # standard library only, and only on this error path
+
+    redactor = Redactor(secrets)
+    problems = tuple(Problem(p.variable, redactor.text(p.message)) for p in problems)
     summary = "; ".join(str(p) for p in problems)
     try:
         from django.core.exceptions import ImproperlyConfigured
@@ -90,6 +96,8 @@ def _pool_problems() -> list[Problem]:
     problems = []
     if importlib.util.find_spec("psycopg") is None:
         problems.append(Problem("pool", "needs psycopg 3 (pip install 'psycopg[pool]')"))
+    elif importlib.util.find_spec("psycopg_pool") is None:
+        problems.append(Problem("pool", "needs psycopg_pool (pip install 'psycopg[pool]')"))
     try:
         major, minor = (int(x) for x in importlib.metadata.version("django").split(".")[:2])
     except (importlib.metadata.PackageNotFoundError, ValueError):
@@ -144,7 +152,7 @@ def database_config(
     problems = [*found.problems, *own]
     if settings.engine == "sqlite":
         if problems:
-            raise _improperly_configured(tuple(problems))
+            raise _improperly_configured(tuple(problems), found.value.secrets)
         return {**_sqlite(settings.database, base_dir), **keys}
     if not found.value.configured and not own:
         # Nothing to connect to: fine at import, Django's own error at connection time.
@@ -155,11 +163,11 @@ def database_config(
             **keys,
         }
     if problems:
-        raise _improperly_configured(tuple(problems))
+        raise _improperly_configured(tuple(problems), found.value.secrets)
     planned = build_plan(settings, environ)
     plan = planned.value
     if plan is None:
-        raise _improperly_configured(planned.problems)
+        raise _improperly_configured(planned.problems, found.value.secrets)
     params: dict[str, Any] = plan.libpq_params()
     if pool:
         params["pool"] = dict(pool) if isinstance(pool, Mapping) else True

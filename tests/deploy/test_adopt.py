@@ -196,15 +196,15 @@ def test_step5_ca_copy_takes_only_the_certificate() -> None:
 def test_step1_the_requirement_survives_a_file_without_a_final_newline(
     tmp_path: Path, ending: str
 ) -> None:
-    """The guide's append gives django-db-preflight its own line whether or not the file
-    ends in a newline (balancer's does not), and leaves the last requirement intact."""
+    """The guide's append gives the pinned requirement step 1 names its own line whether or
+    not the file ends in a newline (balancer's does not), and leaves the last one intact."""
     server = tmp_path / "server"
     server.mkdir()
     requirements = server / "requirements.txt"
     requirements.write_text("Django==4.2.3\npsycopg2-binary==2.9.6\n" + ending)
     subprocess.run(["sh", "-c", _block("sh", 0)], cwd=tmp_path, check=True)
     lines = [line for line in requirements.read_text().splitlines() if line.strip()]
-    assert lines == ["Django==4.2.3", "psycopg2-binary==2.9.6", "anthropic", "django-db-preflight"]
+    assert lines == ["Django==4.2.3", "psycopg2-binary==2.9.6", "anthropic", _block("text").strip()]
 
 
 # A stand-in of balancer's settings.py: its imports, BASE_DIR, and the database block the
@@ -297,3 +297,48 @@ def test_step5_migrate_listed_before_db_preflight_fails_as_the_guide_says(
     assert wrong.returncode != 0
     assert MIGRATE_FIRST_ERROR in wrong.stderr
     assert kustomize("db-preflight", "migrate").returncode == 0
+
+
+def test_every_compose_up_rebuilds_the_backend_image() -> None:
+    """Each page's `up` with the override says --build: `migrate` runs in balancer's locally
+    built image, which without a rebuild lacks step 1's requirement (step 4's reason)."""
+    command = "docker compose -f docker-compose.yml -f docker-compose.preflight.yml up"
+    pages = ["README.md", "docs/deployment.md", "docs/adopting-balancer.md"]
+    texts = {page: (ROOT / page).read_text() for page in pages}
+    texts["compose/docker-compose.preflight.yml"] = (
+        ROOT / "compose" / "docker-compose.preflight.yml"
+    ).read_text()
+    pattern = re.escape(command) + r"[^\n`]*"
+    found = {page: re.findall(pattern, text) for page, text in texts.items()}
+    assert all(found.values()), found
+    assert {page: ups for page, ups in found.items() if any("--build" not in u for u in ups)} == {}
+
+
+@pytest.mark.parametrize("cluster", ["sandbox", "live"])
+def test_step5_names_the_app_tag_each_cluster_pins(cluster: str) -> None:
+    """The tags the guide says migrate would run are the ones the cluster stand-ins pin."""
+    docs = k8s.documents(k8s.kustomize(k8s.K8S / "balancer" / cluster))
+    (app,) = k8s.find(docs, "Deployment", "balancer")["spec"]["template"]["spec"]["containers"]
+    tag = app["image"].rsplit(":", 1)[1]
+    owner = "the live cluster's" if cluster == "live" else "the sandbox's"
+    assert f"{owner} `{tag}`" in " ".join(GUIDE.split())
+
+
+def test_an_app_image_without_the_package_fails_migrate_as_the_guide_says(tmp_path: Path) -> None:
+    """In a Python without step 1's package, `python -m preflight.django migrate` fails with
+    the error the guide quotes."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True
+    )
+    done = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-m", "preflight.django", "migrate"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+    )
+    quoted = re.search(r"fails the init\s+container with `([^`]+)`", GUIDE)
+    assert quoted is not None
+    assert done.returncode == 1
+    assert quoted.group(1) in done.stderr, done.stderr

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,16 +41,17 @@ def test_hadolint_is_clean() -> None:
 
 
 def test_base_image_is_pinned_by_digest() -> None:
-    """Both stages build FROM one base, pinned by a sha256 digest; the bump is documented."""
+    """Both stages build FROM one base, Python 3.13 on Debian trixie, pinned by a sha256
+    digest; the bump is documented."""
     dockerfile = (image.ROOT / "Dockerfile").read_text()
     (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
-    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base)
+    assert re.fullmatch(r"python:3\.13-slim-trixie@sha256:[0-9a-f]{64}", base)
     assert re.findall(r"^FROM (.*)$", dockerfile, re.MULTILINE) == [
         "${BASE_IMAGE} AS build",
         "${BASE_IMAGE}",
     ]
     deployment = (image.ROOT / "docs" / "deployment.md").read_text()
-    assert "docker buildx imagetools inspect python:3.11-slim-bookworm" in deployment
+    assert "docker buildx imagetools inspect python:3.13-slim-trixie" in deployment
 
 
 def test_image_installs_the_check_extra() -> None:
@@ -79,7 +81,7 @@ def test_image_runs_as_numeric_non_root_with_exec_entrypoint() -> None:
 @pytest.mark.usefixtures("built")
 def test_image_holds_no_installer_and_has_bytecode() -> None:
     """pip and setuptools are gone from the venv; bytecode was compiled at build time."""
-    venv = "/opt/preflight/lib/python3.11/site-packages"
+    venv = image.site_packages()
     present = image.list_files(
         "/opt/preflight/bin/pip",
         f"{venv}/pip",
@@ -90,6 +92,61 @@ def test_image_holds_no_installer_and_has_bytecode() -> None:
 
 
 APP = {"SQL_DATABASE": APP_DB, "SQL_USER": APP_USER, "SQL_PASSWORD": APP_PASSWORD}
+
+
+@pytest.mark.usefixtures("built")
+def test_image_is_trixie_with_python_313_as_its_own_user() -> None:
+    """Built on the trixie base, the venv runs Python 3.13 as the image's numeric user."""
+    assert image.read_text("/etc/debian_version").startswith("13.")
+    code = "import os, sys; print(os.getuid(), os.getgid(), *sys.version_info[:2])"
+    ran = image.run({}, "-c", code, command=["/opt/preflight/bin/python"])
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout.split() == [*str(image.config()["User"]).split(":"), "3", "13"]
+    assert image.site_packages() == "/opt/preflight/lib/python3.13/site-packages"
+
+
+STORE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.mark.usefixtures("built")
+@pytest.mark.parametrize(
+    ("test_ca", "code"), [(True, 0), (False, 6)], ids=["ca-added", "as-shipped"]
+)
+def test_image_system_trust_store(
+    test_ca: bool,
+    code: int,
+    make_server: Any,
+    server_tls: tuple[str, str],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    """SQL_SSL_ROOT_CERT=system verifies the server against the image's own store: a
+    copy of it with the test CA added connects (verify-full, TLS); as shipped, exit 6."""
+    server = make_server("image-tls", tls=server_tls)
+    shipped = image.read_text(STORE)
+    assert shipped.count("BEGIN CERTIFICATE") > 100
+    store = tmp_path / "ca-certificates.crt"
+    store.write_text(shipped + (ca_file.read_text() if test_ca else ""))
+    store.chmod(0o644)
+    ran = image.run(
+        {
+            **APP,
+            "SQL_HOST": "127.0.0.1",
+            "SQL_PORT": str(server.port),
+            "SQL_SSL_ROOT_CERT": "system",
+            "PREFLIGHT_TIMEOUT": "3",
+        },
+        files={STORE: store},
+    )
+    assert ran.code == code, ran.stderr
+    last = parse_events(ran.stderr)[-1]
+    if test_ca:
+        assert (last["event"], last["tls"]) == ("preflight.ready", True)
+    else:
+        assert (last["event"], last["reason"]) == ("preflight.failed", "tls_untrusted")
+    plan = next(e for e in parse_events(ran.stderr) if e["event"] == "preflight.plan")
+    assert (plan["sslmode"], plan["sslrootcert"]) == ("verify-full", STORE)
+    assert_no_secret(APP_PASSWORD, ran.stdout, ran.stderr)
 
 
 @pytest.mark.usefixtures("built")

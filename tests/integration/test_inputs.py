@@ -113,6 +113,29 @@ def test_the_apps_search_path_is_honoured(
     )
 
 
+def test_the_apps_pool_connects_through_djangos_own_pool(
+    make_server: ServerFactory,
+) -> None:
+    """database_config(pool=..., conn_health_checks=True) is taken by Django's real pool
+    (psycopg_pool), which logs the app in; Django's own checks raise nothing."""
+    from preflight.django import database_config
+
+    server = make_server("pool")
+    url = f"postgres://{APP_USER}:{_quoted(APP_PASSWORD)}@127.0.0.1:{server.port}/{APP_DB}"
+    config = database_config(
+        {"DATABASE_URL": url}, pool={"min_size": 1, "max_size": 2}, conn_health_checks=True
+    )
+    wrapper = djangodb.postgresql(config)
+    try:
+        assert wrapper.pool is not None
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone()[0] == APP_USER
+    finally:
+        wrapper.close()
+        wrapper.close_pool()
+
+
 def _quoted(text: str) -> str:
     from urllib.parse import quote
 

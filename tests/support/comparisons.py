@@ -259,13 +259,17 @@ COMPOSE = {
     "SQL_USER": "balancer",
     "SQL_PASSWORD": "balancer",
 }
+# cfp-sandbox-cluster's ConfigMap (balancer/app/balancer.env) plus its sealed password.
+SANDBOX_ROW = "sandbox: CloudNativePG `-rw`"
+SANDBOX = {
+    **COMPOSE,
+    "SQL_HOST": "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
+    "SQL_DATABASE": "balancer",
+}
 ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("compose (`config/env/dev.env`)", COMPOSE),
-    ("sandbox: CloudNativePG `-rw`", {**COMPOSE, "SQL_HOST": "balancer-postgres-rw"}),
-    (
-        "CloudNativePG, full service name",
-        {**COMPOSE, "SQL_HOST": "balancer-postgres-rw.balancer.svc.cluster.local"},
-    ),
+    (SANDBOX_ROW, SANDBOX),
+    ("CloudNativePG `-rw`, short name", {**COMPOSE, "SQL_HOST": "balancer-postgres-rw"}),
     ("CloudNativePG `-ro`", {**COMPOSE, "SQL_HOST": "balancer-postgres-ro"}),
     ("CloudNativePG Pooler", {**COMPOSE, "SQL_HOST": "balancer-pooler-rw"}),
     (

@@ -61,11 +61,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_server_user() -> list[str]:
-    """Prefix that runs a command as the unprivileged server user when we are root."""
+def _as_server_user(argv: Sequence[str]) -> list[str]:
+    """``argv`` run as the unprivileged server user when we are root."""
     if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--"]
-    return []
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return list(argv)
+
+
+@dataclass(frozen=True)
+class Installation:
+    """A PostgreSQL installation: its ``bin`` directory and how its programs run
+    as the server user (this machine's, or inside a root: ``tests/support/versions.py``)."""
+
+    name: str
+    bindir: Path
+    as_server_user: Callable[[Sequence[str]], list[str]] = _as_server_user
+
+    def run(self, program: str, *args: str) -> list[str]:
+        """The command line of ``program`` (initdb, pg_ctl, ...) as the server user."""
+        return self.as_server_user([str(self.bindir / program), *args])
+
+
+def local_installation() -> Installation:
+    """This machine's PostgreSQL (``pg_bindir``)."""
+    bindir = pg_bindir()
+    assert bindir is not None
+    return Installation("local", bindir)
 
 
 def _chown_to_server_user(path: Path) -> None:
@@ -121,21 +142,19 @@ VECTOR_STANDIN = {
 class Template:
     """One ``initdb`` per test session; every server starts from a copy."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, installation: Installation | None = None) -> None:
         self.base = base
+        self.installation = installation or local_installation()
         self._datadir: Path | None = None
 
     def datadir(self) -> Path:
         if self._datadir is None:
-            bindir = pg_bindir()
-            assert bindir is not None
-            datadir = self.base / "template"
+            datadir = self.base / f"template-{self.installation.name}"
             datadir.mkdir()
             _chown_to_server_user(datadir)
             subprocess.run(
-                [
-                    *_as_server_user(),
-                    str(bindir / "initdb"),
+                self.installation.run(
+                    "initdb",
                     "-D",
                     str(datadir),
                     "-U",
@@ -146,7 +165,7 @@ class Template:
                     "-E",
                     "UTF8",
                     "--locale=C",
-                ],
+                ),
                 check=True,
                 capture_output=True,
             )
@@ -160,9 +179,8 @@ class LocalServer:
     backend = "local"
 
     def __init__(self, template: Template, name: str, config: ServerConfig | None = None) -> None:
-        bindir = pg_bindir()
-        assert bindir is not None
-        self.bindir = bindir
+        self.installation = template.installation
+        self.bindir = self.installation.bindir
         self.config = config or ServerConfig()
         self.port = free_port()
         self.host = "127.0.0.1"
@@ -203,6 +221,7 @@ class LocalServer:
     def standby_of(cls, primary: LocalServer, template: Template, name: str) -> LocalServer:
         """A streaming standby of ``primary`` (pg_basebackup -R), not yet started."""
         standby = cls.__new__(cls)
+        standby.installation = primary.installation
         standby.bindir = primary.bindir
         standby.config = ServerConfig()
         standby.port = free_port()
@@ -212,9 +231,8 @@ class LocalServer:
         standby.logfile = standby.dir / "server.log"
         _chown_to_server_user(standby.dir)
         subprocess.run(
-            [
-                *_as_server_user(),
-                str(primary.bindir / "pg_basebackup"),
+            primary.installation.run(
+                "pg_basebackup",
                 "-h",
                 str(primary.dir),
                 "-p",
@@ -228,7 +246,7 @@ class LocalServer:
                 "stream",
                 "--no-sync",
                 "--checkpoint=fast",
-            ],
+            ),
             check=True,
             capture_output=True,
         )
@@ -268,17 +286,9 @@ class LocalServer:
 
     def server_command(self, action: str, *options: str) -> list[str]:
         """``pg_ctl`` for this server, run as the unprivileged server user."""
-        return [
-            *_as_server_user(),
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.datadir),
-            "-l",
-            str(self.logfile),
-            "-s",
-            *options,
-            action,
-        ]
+        return self.installation.run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-s", *options, action
+        )
 
     def start(self, wait: bool = True) -> None:
         options = ["-w", "-t", "30"] if wait else ["-W"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -99,6 +100,8 @@ URL_SECRET_AT = st.sampled_from(
         "postgres://balancer@db/balancer_dev?options=-c%20vault.token%3D{}",
         "postgres://balancer@db/balancer_dev?oauth_issuer=https://i&oauth_client_secret={}",
         "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
+        "postgres://balancer@db/balancer_dev?sslpassword%3D{}",
+        "postgres://balancer@db/balancer_dev?password%253D{}=x",
     ]
 )
 
@@ -134,18 +137,21 @@ def test_url_secret_parameters_survive_in_no_output(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(secret=PASSWORDS, command=st.sampled_from([["explain"], ["check"]]))
+@given(
+    secret=st.one_of(PASSWORDS, st.sampled_from(["Zm9v/YmFy+cXV4=", "/Zm9vYmFy+cXV4="])),
+    command=st.sampled_from([["explain"], ["check"]]),
+)
 def test_a_password_pasted_into_the_file_variable_is_never_echoed(
     tmp_path: Path, secret: str, command: list[str]
 ) -> None:
     """SQL_PASSWORD_FILE holding something that is not a path (the password itself) is
     reported without its value, in every output."""
     assume("\x00" not in secret and secret.strip())
-    assume("/" not in secret or any(c.isspace() for c in secret.strip()))
+    assume(not os.path.lexists(secret.strip()))
     env = {**DEV, "SQL_PASSWORD_FILE": secret, "PREFLIGHT_LOG_FORMAT": "json"}
     skeleton = outputs({**env, "SQL_PASSWORD_FILE": NEUTRAL}, tmp_path / "t", *command)
     assume(not survives(skeleton, secret))
     text = outputs(env, tmp_path / "t", *command)
     assert "SQL_PASSWORD_FILE" in text
-    assert "does not look like a file path" in text
+    assert "does not look like a file path" in text or "names no file" in text
     assert not survives(text, secret)

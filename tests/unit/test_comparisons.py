@@ -3,6 +3,8 @@ themselves: dj-database-url, and balancer's original settings block."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support import comparisons
@@ -49,7 +51,7 @@ def test_the_always_rows_hold() -> None:
     ("environment", "changed"),
     [
         ("compose (`config/env/dev.env`)", False),
-        ("sandbox: CloudNativePG `-rw`", True),
+        (comparisons.SANDBOX_ROW, True),
         ("`127.0.0.1`", True),
         ("`SQL_USER` unset", True),
         ("live: RDS", False),
@@ -63,3 +65,13 @@ def test_the_adoption_table_shows_what_the_issue_found(environment: str, changed
     assert (comparisons.difference(before, after) is not None) == changed
     if environment == "`SQL_USER` unset":
         assert (before["USER"], after) == ("user", "ImproperlyConfigured")  # type: ignore[index]
+
+
+def test_the_sandbox_row_is_the_sandboxs_own_configmap() -> None:
+    """The row named after the sandbox has the SQL_* of its ConfigMap (k8s/balancer/sandbox,
+    kept to cfp-sandbox-cluster's balancer.env by the k8s tests), not a made-up host."""
+    env = Path(__file__).resolve().parents[2] / "k8s" / "balancer" / "sandbox" / "balancer.env"
+    pairs = (line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
+    configmap = {key: value for key, value in pairs if key.startswith("SQL_")}
+    environ = dict(comparisons.ENVIRONMENTS)[comparisons.SANDBOX_ROW]
+    assert {k: v for k, v in environ.items() if k != "SQL_PASSWORD"} == configmap

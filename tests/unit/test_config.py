@@ -170,11 +170,25 @@ def test_password_file(tmp_path: Path) -> None:
     assert PASSWORD in config.secrets
 
 
-def test_password_file_missing() -> None:
-    """A password file that cannot be read is a configuration error."""
+def test_password_file_missing(tmp_path: Path) -> None:
+    """A missing password file in a directory that exists is an error naming the path."""
     env = {k: v for k, v in BASE.items() if k != "SQL_PASSWORD"}
-    found = problems({**env, "SQL_PASSWORD_FILE": "/nonexistent/password"})
-    assert "cannot read /nonexistent/password" in found["SQL_PASSWORD_FILE"]
+    found = problems({**env, "SQL_PASSWORD_FILE": f"{tmp_path}/password"})
+    assert f"cannot read {tmp_path}/password" in found["SQL_PASSWORD_FILE"]
+
+
+@pytest.mark.parametrize(
+    "value", ["Zm9v/YmFy+cXV4=", "/Zm9vYmFy+cXV4=", "/nonexistent/password", "a/b", "./x/y"]
+)
+def test_a_file_value_whose_directory_is_missing_is_not_shown(value: str) -> None:
+    """A value naming nothing that exists (a base64 password has '/') is reported unshown."""
+    env = {k: v for k, v in BASE.items() if k != "SQL_PASSWORD"}
+    config = load({**env, "SQL_PASSWORD_FILE": value})
+    (problem,) = config.problems
+    assert problem.variable == "SQL_PASSWORD_FILE"
+    assert value not in problem.message
+    assert "names no file" in problem.message
+    assert value in config.secrets
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from tests.support import djangodb
+from tests.unit.test_cli_redaction import PASSWORDS
+from tests.unit.test_redact import survives
 
 PASSWORD = "Django-Qw3'@:/%pw"
 
@@ -256,6 +261,24 @@ def test_pool_reaches_options_and_django_accepts_it() -> None:
     assert "pool" not in connection_params(config)
 
 
+@pytest.mark.usefixtures("django_setup")
+def test_a_pool_without_psycopg_pool_is_refused_at_import_as_django_would_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """psycopg 3 without psycopg_pool: refused at import, where Django's own backend refuses
+    the same OPTIONS only at the first connection."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    accepted = database_config({"DATABASE_URL": URL}, pool=True)
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)  # as if not installed
+    with pytest.raises(ImproperlyConfigured, match="Error loading psycopg_pool"):
+        djangodb.postgresql(accepted).pool  # noqa: B018 - Django loads psycopg_pool here
+    with pytest.raises(ImproperlyConfigured, match="pool: needs psycopg_pool"):
+        database_config({"DATABASE_URL": URL}, pool=True)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -370,3 +393,41 @@ def test_sqlite_in_memory_stays_in_memory(
         assert cursor.fetchone() == (0,)
     wrapper.close()
     assert list(tmp_path.iterdir()) == []
+
+
+# Where a careless operator pastes the password: each makes a problem that quotes the value.
+PASTED_INTO = st.sampled_from(["SQL_PORT", "SQL_SSL_MODE", "SQL_HOST", "SQL_CONNECTION_TYPE"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(password=PASSWORDS, variable=PASTED_INTO, url=st.booleans())
+def test_the_import_error_never_shows_the_password(password: str, variable: str, url: bool) -> None:
+    """A password pasted into another variable is withheld from ImproperlyConfigured (and
+    ConfigError): settings.py's import traceback lands in the app's log."""
+    assume("\x00" not in password and password.strip() and password.isprintable())
+    env = {"SQL_HOST": "db", "SQL_DATABASE": "app", "SQL_USER": "app", variable: password}
+    if url:
+        env["DATABASE_URL"] = f"postgres://app:{quote(password, safe='')}@db/app"
+    else:
+        env["SQL_PASSWORD"] = password
+    baseline = {**env, variable: "Qq7-neutral-placeholder-9"}
+    if not url:
+        baseline["SQL_PASSWORD"] = "Qq7-neutral-9"
+    assume(not survives(_import_error(baseline), password))
+    message = _import_error(env)
+    assume(message)  # a password that is also a valid value there: nothing refused
+    assert variable in message or "DATABASE_URL" in message
+    assert not survives(message, password)
+
+
+def _import_error(env: dict[str, str]) -> str:
+    """The ImproperlyConfigured message ``database_config`` raises for ``env``, or ''."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from preflight.django import database_config
+
+    try:
+        database_config(env)
+    except ImproperlyConfigured as error:
+        return str(error)
+    return ""

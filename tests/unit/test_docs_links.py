@@ -67,6 +67,36 @@ def test_every_relative_link_and_anchor_resolves() -> None:
     assert broken_links(ROOT) == []
 
 
+# Pointers to the docs from what ships (comments in the code, the manifests, the compose
+# override, the Dockerfile): a page path, or a page and a heading in quotes.
+CITED_PAGE = re.compile(r"\b((?:docs/[\w-]+|README|CONTRIBUTING)\.md)\b")
+CITED_HEADING = re.compile(r"\((README|CONTRIBUTING\.md|docs/[\w-]+\.md), \"([^\"]+)\"\)")
+SHIPPED = ("preflight", "k8s", "compose", "scripts", ".github")
+
+
+def cited(root: Path) -> list[tuple[Path, str, str]]:
+    """Every (file, page, heading) a shipped file points a reader to; heading may be ''."""
+    files = [root / "Dockerfile", *(f for top in SHIPPED for f in (root / top).rglob("*"))]
+    found = []
+    for path in (f for f in files if f.is_file() and f.suffix in {"", ".py", ".yaml", ".yml"}):
+        text = path.read_text()
+        found += [(path, page, "") for page in CITED_PAGE.findall(text)]
+        for page, heading in CITED_HEADING.findall(text):
+            found.append((path, "README.md" if page == "README" else page, heading))
+    return found
+
+
+def test_what_ships_points_to_pages_and_headings_that_exist() -> None:
+    """A comment citing a page (or a page's heading) names one that is there."""
+    missing = [
+        f"{path.relative_to(ROOT)}: {page} {heading!r}"
+        for path, page, heading in cited(ROOT)
+        if not _resolves(ROOT / page, slug(heading) if heading else "")
+    ]
+    assert missing == []
+    assert any(page == "docs/configuration.md" for _, page, _ in cited(ROOT))
+
+
 def test_the_pages_link_to_each_other() -> None:
     """The README links every page under docs/, CONTRIBUTING.md and CHANGELOG.md."""
     readme = (ROOT / "README.md").read_text()
@@ -117,3 +147,30 @@ def test_slug_is_githubs(heading: str, anchor: str) -> None:
 def test_repeated_headings_are_numbered() -> None:
     """A second heading with the same text gets the suffix -1."""
     assert anchors("## Tests\n\n## Tests\n") == {"tests", "tests-1"}
+
+
+def layout(root: Path) -> set[Path]:
+    """The paths CONTRIBUTING's layout table names (``_x.py`` after a path: the same folder)."""
+    text = (root / "CONTRIBUTING.md").read_text()
+    table = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named: set[Path] = set()
+    for row in (line for line in table.splitlines() if line.startswith("| `")):
+        folder = Path()
+        for name in CODE.findall(row.split(" | ")[0]):
+            path = Path(name.strip("`"))
+            if len(path.parts) > 1:
+                folder = path.parent
+            named.add(path if len(path.parts) > 1 else folder / path)
+    return named
+
+
+def test_the_layout_names_every_module_and_only_what_exists() -> None:
+    """CONTRIBUTING's layout lists each module of the package, and nothing that is gone."""
+    named = layout(ROOT)
+    modules = {
+        path.relative_to(ROOT)
+        for path in (ROOT / "preflight").rglob("*.py")
+        if path.name not in {"__init__.py", "__main__.py"} or path.parent.name == "django"
+    }
+    assert sorted(modules - named) == []
+    assert sorted(str(path) for path in named if not (ROOT / path).exists()) == []

@@ -161,6 +161,43 @@ def test_multi_attempt_message_uses_the_latest_failure() -> None:
     assert "\n" not in text
 
 
+# sslmode=prefer (or allow) against a TLS-only server: libpq tries the login
+# with TLS and then without, and reports both failures.
+_TLS_ATTEMPT = 'connection to server at "127.0.0.1", port 5432 failed: FATAL:  {}\n'
+_PLAIN_REJECTED = _TLS_ATTEMPT.format(
+    'no pg_hba.conf entry for host "127.0.0.1", user "u", database "d", no encryption'
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        ('password authentication failed for user "u"', Reason.AUTH_FAILED),
+        ('database "d" does not exist', Reason.DATABASE_MISSING),
+        ('role "u" does not exist', Reason.AUTH_FAILED),
+        ("sorry, too many clients already", Reason.TOO_MANY_CLIENTS),
+    ],
+)
+def test_the_unencrypted_retry_rejection_does_not_hide_the_real_failure(
+    first: str, reason: Reason
+) -> None:
+    """When the TLS attempt failed for a reason and the unencrypted retry was refused by
+    pg_hba.conf, the TLS attempt's reason is the one classified; both stay in the text."""
+    for message in (
+        _TLS_ATTEMPT.format(first) + _PLAIN_REJECTED,
+        _PLAIN_REJECTED + _TLS_ATTEMPT.format(first),
+    ):
+        got, text = classify(message)
+        assert got is reason
+        assert first.split()[0] in text
+        assert "no encryption" in text
+
+
+def test_an_unencrypted_rejection_alone_is_still_pg_hba() -> None:
+    """With sslmode=disable only the unencrypted attempt is made: pg_hba_rejected."""
+    assert classify(_PLAIN_REJECTED)[0] is Reason.PG_HBA_REJECTED
+
+
 def test_a_message_repeated_by_libpq_is_said_once() -> None:
     """libpq may repeat a server's FATAL line; the one-line message says it once."""
     line = 'FATAL:  unrecognized configuration parameter "nosuch_param"'

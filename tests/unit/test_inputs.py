@@ -63,6 +63,55 @@ def test_service_links_of_other_services_are_left_alone() -> None:
     assert len(load({**BASE, **env}).warnings) == 2  # SQL_PORT_X, SQL_SERVICE_HOSTS
 
 
+def links_of(service: str, address: str = "10.96.0.20") -> dict[str, str]:
+    """What a Service named ``service`` (port 5432) injects into every pod."""
+    prefix = service.upper().replace("-", "_")
+    return {
+        f"{prefix}_SERVICE_HOST": address,
+        f"{prefix}_SERVICE_PORT": "5432",
+        f"{prefix}_SERVICE_PORT_POSTGRES": "5432",
+        f"{prefix}_PORT": f"tcp://{address}:5432",
+        f"{prefix}_PORT_5432_TCP": f"tcp://{address}:5432",
+        f"{prefix}_PORT_5432_TCP_PROTO": "tcp",
+        f"{prefix}_PORT_5432_TCP_PORT": "5432",
+        f"{prefix}_PORT_5432_TCP_ADDR": address,
+    }
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        ["sql-rw", "sql-ro", "sql-r"],  # a CloudNativePG Cluster named sql
+        ["sql-pooler-rw"],
+        ["preflight", "preflight-metrics"],
+        ["sql-proxy"],
+    ],
+)
+def test_other_services_links_under_our_prefixes_are_not_noise(services: list[str]) -> None:
+    """Services named sql-* or preflight-* inject SQL_*/PREFLIGHT_* links: no warning each."""
+    env = {**BASE}
+    for service in services:
+        env.update(links_of(service))
+    config = load(env)
+    assert config.problems == ()
+    assert config.warnings == ()
+
+
+def test_a_service_link_port_beside_database_url_is_one_warning() -> None:
+    """With DATABASE_URL the source, an injected SQL_PORT is ignored with the link warning."""
+    config = load({"DATABASE_URL": "postgres://app:pw-1@db:6432/app", **SERVICE_LINK})
+    assert config.problems == ()
+    (warning,) = config.warnings
+    assert "service link" in warning
+    assert "SQL_PORT" in warning
+    assert config.settings.port == 6432
+    from preflight.django import database_config
+
+    assert database_config({"DATABASE_URL": "postgres://app:pw-1@db:6432/app", **SERVICE_LINK})[
+        "PORT"
+    ] == ("6432")
+
+
 @pytest.mark.parametrize(
     ("resolv", "domain"),
     [

@@ -43,6 +43,9 @@ def test_every_table_is_in_exactly_one_page() -> None:
         "exit-codes": ["README.md"],
         "reasons": ["docs/troubleshooting.md"],
         "options": ["docs/configuration.md"],
+        "agreement-apps": ["docs/check.md"],
+        "agreement-servers": ["docs/check.md"],
+        "agreement-cells": ["docs/check.md"],
         "dj-database-url": ["docs/configuration.md"],
         "adoption": ["docs/adopting-balancer.md"],
     }

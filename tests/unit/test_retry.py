@@ -164,15 +164,17 @@ R, S, T = Reason.REFUSED, Reason.STARTING_UP, Reason.TOO_MANY_CLIENTS
     [
         ([R, R, R, R], [1, 2, 3, 4]),  # nothing listens: the schedule climbs as before
         ([S, S, S], [1, 2, 3]),  # answered from the start: as before
-        ([R, R, R, S, S], [1, 2, 3, 1, 2]),  # first answer after refusals: from the start
-        ([R, R, T, T, R, S], [1, 2, 1, 2, 3, 1]),  # each new answer after refusals
+        ([R, R, R, S, S], [1, 2, 3, 1, 2]),  # starting up after refusals: from the start
+        ([R, R, T, T, R, S], [1, 2, 3, 4, 5, 1]),  # a full server: its own step at once
+        ([R, R, S, T, S], [1, 2, 1, 4, 5]),  # starting, then full: back to its own step
         ([S, S, R, R], [1, 2, 3, 4]),  # a server that goes away keeps climbing
     ],
 )
-def test_schedule_starts_over_when_a_server_first_answers(
+def test_schedule_starts_over_while_a_new_server_starts_up(
     reasons: list[Reason], steps: list[int]
 ) -> None:
-    """The backoff step counts attempts, from 1 again at the first answer after refusals."""
+    """The backoff step counts attempts, from 1 again while a server that has just begun to
+    listen says it is starting up, and never for a full server."""
     schedule = _Schedule()
     got = [
         schedule.step(number, error_for(reason, "x"))

@@ -228,6 +228,36 @@ def test_every_libpq_parameter_is_kept(name: str) -> None:
     assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, "a b"),))
 
 
+@pytest.mark.parametrize("name", ["sslpassword", "password", "oauth_client_secret", "zz"])
+@pytest.mark.parametrize("equals", ["%3D", "%3d", "%253D", "%25253D"])
+def test_an_encoded_equals_sign_never_shows_the_value(name: str, equals: str) -> None:
+    """``?sslpassword%3Dsecret``: the problem names the parameter, never what follows '='."""
+    for tail in ("", "=x", "&a=1&a=2"):
+        result = parse_database_url(f"postgres://u@h/db?{name}{equals}Kq9secretvalue{tail}")
+        said = [p.message for p in result.problems] + list(result.warnings)
+        assert said
+        assert all("Kq9secretvalue" not in m for m in said)
+        assert any(name in m for m in said)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("SSLMODE=require", "sslmode"),
+        ("SslMode=verify-full", "sslmode"),
+        ("Port=6432", "port"),
+        ("SSLROOTCERT=/ca.pem", "sslrootcert"),
+        ("Options=-c%20x%3D1", "options"),
+    ],
+)
+def test_a_known_parameter_in_another_case_is_a_problem(query: str, name: str) -> None:
+    """``SSLMODE=require`` is refused, naming ``sslmode``: dropping it would weaken an
+    explicit sslmode to the default (libpq itself refuses the name)."""
+    result = parse_database_url(f"postgres://u@h/db?{query}")
+    (problem,) = result.problems
+    assert f"write {name}" in problem.message
+
+
 def test_unknown_parameters_warn() -> None:
     """Parameters libpq does not know are a warning naming them, not a problem."""
     result = parse_database_url("postgres://h/db?zz=1&isolation_level=2&connect_timeout=3")
