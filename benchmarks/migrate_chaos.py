@@ -198,7 +198,7 @@ def stranger(rng: random.Random) -> Scenario:
         faults.wait_for(lambda: all(r.proc.poll() is not None for r in run.runners), hold)
         run.stack.close()
 
-    return Scenario("stranger holding the lock", SHORT + 5, act=act, prepare=_stranger)
+    return Scenario("stranger holding the lock", SHORT, act=act, prepare=_stranger)
 
 
 def failing_follow_up(rng: random.Random) -> Scenario:
