@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint system-deps venv clean bench bench-migrate chaos chaos-migrate roots
+.PHONY: demo test test-unit test-fast lint system-deps venv clean bench bench-migrate chaos chaos-migrate roots
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -40,6 +40,11 @@ lint: $(STAMP)
 # The whole suite, slow image and manifest tests included (what CI runs).
 test: system-deps lint
 	$(BIN)/pytest --cov --cov-report=term
+
+# The unit tier (tests/unit): pure logic and in-process runs of the CLI, no server, no
+# root; seconds.  A unit test that asks for a server fixture fails (tests/conftest.py).
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
 
 # Everything but the tests marked slow.
 test-fast: $(STAMP)

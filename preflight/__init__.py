@@ -15,106 +15,61 @@ The data flows one way, each step in its own private module:
 - ``django/`` (standard library and Django only, nothing else): ``database_config()``
   for the app's settings; ``__main__``: ``python -m preflight.django migrate``
 
-Importing this package imports only the standard library, and only what is used:
-the names below load their module on first access.
+The public API is verbs: :func:`check` (wait for the database, as the command line
+does) and :func:`explain` (the plan, as ``preflight explain`` prints it), with
+``_api`` the one path both share with ``_cli``; the errors, :class:`Reason` and
+:class:`ExitClass`.  Importing this package imports only the standard library:
+the retry loop, psycopg and tenacity load on the first :func:`check`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._api import Outcome, check, explain
+from ._errors import (
+    AuthFailed,
+    CheckFailed,
+    ConfigError,
+    DatabaseMissing,
+    Interrupted,
+    PreflightError,
+    Problem,
+    TlsFailed,
+    Unreachable,
+    UsageError,
+)
+from ._exit_codes import ExitClass, Reason
 
 if TYPE_CHECKING:
     __version__: str  # read from the installed metadata on first access
-
-    from ._config import Config, load
-    from ._errors import (
-        AuthFailed,
-        CheckFailed,
-        ConfigError,
-        DatabaseMissing,
-        Interrupted,
-        PreflightError,
-        Problem,
-        TlsFailed,
-        Unreachable,
-        UsageError,
-    )
-    from ._exit_codes import ExitClass, Reason
-    from ._hosts import HostClass, Kind, classify_host
-    from ._options import Options
-    from ._plan import Plan, build_plan
-    from ._settings import DatabaseSettings, Secret, read_settings
-    from ._sslmode import choose_sslmode
 
 # The distribution whose installed metadata holds the version (written once, in
 # pyproject.toml); ``__version__`` is read from it on first access.
 DISTRIBUTION = "django-db-preflight"
 
-# name -> the private module that defines it
-_WHERE = {
-    "Config": "_config",
-    "load": "_config",
-    "AuthFailed": "_errors",
-    "CheckFailed": "_errors",
-    "ConfigError": "_errors",
-    "DatabaseMissing": "_errors",
-    "Interrupted": "_errors",
-    "PreflightError": "_errors",
-    "Problem": "_errors",
-    "TlsFailed": "_errors",
-    "Unreachable": "_errors",
-    "UsageError": "_errors",
-    "ExitClass": "_exit_codes",
-    "Reason": "_exit_codes",
-    "HostClass": "_hosts",
-    "Kind": "_hosts",
-    "classify_host": "_hosts",
-    "Options": "_options",
-    "Plan": "_plan",
-    "build_plan": "_plan",
-    "DatabaseSettings": "_settings",
-    "Secret": "_settings",
-    "read_settings": "_settings",
-    "choose_sslmode": "_sslmode",
-}
-
 __all__ = [
     "AuthFailed",
     "CheckFailed",
-    "Config",
     "ConfigError",
     "DatabaseMissing",
-    "DatabaseSettings",
     "ExitClass",
-    "HostClass",
     "Interrupted",
-    "Kind",
-    "Options",
-    "Plan",
+    "Outcome",
     "PreflightError",
     "Problem",
     "Reason",
-    "Secret",
     "TlsFailed",
     "Unreachable",
     "UsageError",
-    "build_plan",
-    "choose_sslmode",
-    "classify_host",
-    "load",
-    "read_settings",
+    "check",
+    "explain",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version
 
         return version(DISTRIBUTION)
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'preflight' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    raise AttributeError(f"module 'preflight' has no attribute {name!r}")

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _events, _exit_codes, _options, _signals
 from ._config import Config, load
@@ -25,6 +25,10 @@ from ._errors import ConfigError, InternalError, Interrupted, PreflightError, Us
 from ._exit_codes import Reason
 from ._redact import Redactor
 from ._values import closest, parse_bool
+
+if TYPE_CHECKING:
+    from ._check import RetryDetails
+    from ._plan import Plan
 
 COMMANDS = ("check", "explain")
 
@@ -157,6 +161,8 @@ class _Run:
         self.redactor = redactor
         self.termination_log = termination_log
         self.log = _logging.get_logger()
+        self.plan: Plan | None = None  # once the check has one
+        self.suspected = False  # the replica-cluster warning was given
 
     def fail(self, exc: PreflightError, **extra: Any) -> int:
         from . import _termination
@@ -187,7 +193,7 @@ class _Run:
         try:
             if sys.stdout is None:  # started with stdout closed
                 raise OSError("stdout is closed")
-            sys.stdout.write(json.dumps(self.redactor.document(document), indent=2) + "\n")
+            sys.stdout.write(json.dumps(document, indent=2) + "\n")
             sys.stdout.flush()
         except (OSError, ValueError):
             return self.fail(
@@ -196,69 +202,25 @@ class _Run:
         return code
 
     def check(self) -> int:
-        config = self.config
-        for warning in config.warnings:
+        """The check through the same path as ``preflight.check()``, logged."""
+        from ._api import run
+
+        for warning in self.config.warnings:
             self.log.warning(_events.CONFIG_WARNING, message=warning)
-        error = config.error()
-        if error is not None:
-            return self.fail(error)
-        if config.plan is None:
+        try:
+            outcome = run(
+                self.config, on_plan=self._log_plan, on_retry=self._on_retry, started=self.started
+            )
+        except PreflightError as error:
+            if error.attempts is None or error.elapsed is None:
+                return self.fail(error)
+            return self.fail(error, attempts=error.attempts, elapsed=round(error.elapsed, 3))
+        facts = outcome.facts
+        if facts is None:
             self.log.info(_events.SKIPPED, engine="sqlite", reason="SQLite has no server to check")
             return 0
-        return self._check_plan()
-
-    def _check_plan(self) -> int:
-        from ._check import RetryDetails, check
-        from ._deadline import Deadline
-        from ._explain import plan_document
-
-        plan, options = self.config.plan, self.config.options
-        assert plan is not None
-        self.log.log(
-            30 if plan.warnings else 20,
-            _events.PLAN,
-            kind_source="SQL_CONNECTION_TYPE" if plan.settings.connection_type else "detected",
-            timeout=options.timeout,
-            **plan_document(plan, self.redactor),
-        )
-        suspected = False
-
-        def on_retry(details: RetryDetails) -> None:
-            nonlocal suspected
-            error = details.error
-            self.log.warning(
-                _events.ATTEMPT_FAILED,
-                attempt=details.attempt,
-                reason=str(error.reason),
-                message=error.message,
-                next_delay=round(details.next_delay, 3),
-                elapsed=round(details.elapsed, 3),
-            )
-            if (
-                error.reason is Reason.READ_ONLY
-                and not suspected
-                and details.timeout > 0
-                and details.elapsed >= details.timeout / 2
-            ):
-                suspected = True
-                self.log.warning(
-                    _events.REPLICA_CLUSTER_SUSPECTED,
-                    host=plan.host,
-                    elapsed=round(details.elapsed, 3),
-                    message="the -rw target has been in recovery for half the deadline: if "
-                    "it is a CloudNativePG replica cluster, its designated primary never "
-                    "becomes writable; point SQL_HOST at the primary cluster",
-                )
-
-        deadline = Deadline(options.timeout, start=self.started)
-        outcome = check(plan, options, on_retry=on_retry, deadline=deadline)
-        timing = {"attempts": outcome.attempts, "elapsed": round(outcome.elapsed, 3)}
-        if outcome.error is not None:
-            return self.fail(outcome.error, **timing)
-        facts = outcome.facts
-        assert facts is not None
         fields: dict[str, Any] = {}
-        if options.require_extensions:
+        if self.config.options.require_extensions:
             fields["extensions"] = facts.extensions.as_log()
         for notice in facts.notices:
             self.log.warning(_events.LIBPQ_NOTICE, message=notice)
@@ -266,7 +228,8 @@ class _Run:
             self.log.info(_events.EXTENSIONS_CREATED, extensions=list(facts.extensions.created))
         self.log.info(
             _events.READY,
-            **timing,
+            attempts=outcome.attempts,
+            elapsed=round(outcome.elapsed, 3),
             server_version=facts.server_version,
             tls=facts.tls,
             tls_protocol=facts.tls_protocol,
@@ -274,6 +237,44 @@ class _Run:
             **fields,
         )
         return 0
+
+    def _log_plan(self, plan: Plan) -> None:
+        from ._explain import plan_document
+
+        self.plan = plan
+        self.log.log(
+            30 if plan.warnings else 20,
+            _events.PLAN,
+            kind_source="SQL_CONNECTION_TYPE" if plan.settings.connection_type else "detected",
+            timeout=self.config.options.timeout,
+            **plan_document(plan, self.redactor),
+        )
+
+    def _on_retry(self, details: RetryDetails) -> None:
+        error = details.error
+        self.log.warning(
+            _events.ATTEMPT_FAILED,
+            attempt=details.attempt,
+            reason=str(error.reason),
+            message=error.message,
+            next_delay=round(details.next_delay, 3),
+            elapsed=round(details.elapsed, 3),
+        )
+        if (
+            error.reason is Reason.READ_ONLY
+            and not self.suspected
+            and details.timeout > 0
+            and details.elapsed >= details.timeout / 2
+        ):
+            self.suspected = True
+            self.log.warning(
+                _events.REPLICA_CLUSTER_SUSPECTED,
+                host=self.plan.host if self.plan is not None else None,
+                elapsed=round(details.elapsed, 3),
+                message="the -rw target has been in recovery for half the deadline: if "
+                "it is a CloudNativePG replica cluster, its designated primary never "
+                "becomes writable; point SQL_HOST at the primary cluster",
+            )
 
 
 def _missing_extra() -> str | None:
@@ -362,6 +363,7 @@ def _main(argv: list[str], environ: Mapping[str, str], started: float | None) ->
     if any(p.variable == "PREFLIGHT_LOG_FORMAT" for p in config.problems):
         log_format = "json"
     _logging.configure(log_format)
+    _quiet_psycopg()
     termination_log = config.options.termination_log
     if usage is not None:
         termination_log = _flag_value(argv, "--termination-log") or termination_log
@@ -381,6 +383,18 @@ def _main(argv: list[str], environ: Mapping[str, str], started: float | None) ->
         return run.fail(
             InternalError(f"unexpected {type(exc).__name__}", reason=Reason.INTERNAL_ERROR)
         )
+
+
+def _quiet_psycopg() -> None:
+    """psycopg reports what it ignores while closing a connection the deadline cut short
+    through the logging module, which would print a plain-text line on stderr; the
+    preflight's own events say what happened.  The process's choice, made here:
+    ``preflight.check()`` leaves the caller's logging alone."""
+    import logging
+
+    logger = logging.getLogger("psycopg")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
 
 
 def _flush_outputs() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ._hosts import CLUSTER_DOMAIN
+from ._hosts import CLUSTER_DOMAIN, check_host, normalize_host
 
 RESOLV_CONF = "/etc/resolv.conf"
 RESOLV_CONF_LIMIT = 65536
@@ -78,13 +78,14 @@ def search_domain(resolv_conf: str) -> str | None:
         words = line.split()
         if words[:1] == ["search"]:  # the last search line wins, as for the resolver
             found = [w[len("svc.") :] for w in words[1:] if w.lower().startswith("svc.")]
-            domain = found[0].rstrip(".").lower() if found and found[0] != "svc." else None
+            domain = normalize_host(found[0]) if found else None
+            domain = None if domain is None or check_host(domain) else domain
     return domain or None
 
 
 def cluster_domain(environ: Mapping[str, str], path: str = RESOLV_CONF) -> str:
     """``SQL_CLUSTER_DOMAIN``, else (in a pod) the resolver's, else ``cluster.local``."""
-    explicit = environ.get("SQL_CLUSTER_DOMAIN", "").strip().rstrip(".").lower()
+    explicit = normalize_host(environ.get("SQL_CLUSTER_DOMAIN", ""))
     if explicit:
         return explicit
     if not environ.get("KUBERNETES_SERVICE_HOST"):

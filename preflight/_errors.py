@@ -34,6 +34,9 @@ class PreflightError(Exception):
 
     # The failure class every reason of this subclass belongs to (None: any).
     kind: ClassVar[ExitClass | None] = None
+    # Set when the retry loop ended with this error: attempts made, seconds taken.
+    attempts: int | None = None
+    elapsed: float | None = None
 
     def __init__(self, message: str, *, reason: Reason, hint: str | None = None) -> None:
         kind = type(self).kind

@@ -76,7 +76,15 @@ def plan_document(plan: Plan, redactor: Redactor) -> dict[str, Any]:
 
 
 def explain(config: Config, redactor: Redactor) -> tuple[dict[str, Any], int]:
-    """The whole ``preflight explain`` document and its exit code."""
+    """The whole ``preflight explain`` document, every value through ``redactor``, and
+    its exit code (``preflight.explain()`` and the command line both use it)."""
+    document, code = _explain(config, redactor)
+    redacted = redactor.document(document)
+    assert isinstance(redacted, dict)
+    return redacted, code
+
+
+def _explain(config: Config, redactor: Redactor) -> tuple[dict[str, Any], int]:
     error = config.error()
     if error is not None:
         document = error_document(error, redactor)

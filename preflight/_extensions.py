@@ -32,6 +32,7 @@ class Extensions(NamedTuple):
     # why this role may not create an available extension, and who can
     not_permitted: tuple[str, ...] = ()
     create: bool = False  # creation was on
+    creatable: tuple[str, ...] = ()  # available ones this role may create (creation off)
 
     @property
     def ok(self) -> bool:
@@ -149,7 +150,8 @@ def read_extensions(
         rows.setdefault(root, []).append(_Row(*row))
     role = _Role(*(conn.execute(_ROLE).fetchone() or ("", False, False, "", "")))
     found: dict[str, list[str]] = {
-        k: [] for k in ("installed", "created", "available", "unavailable", "needs", "no")
+        k: []
+        for k in ("installed", "created", "available", "unavailable", "needs", "no", "creatable")
     }
     for name in sorted(rows):
         wanted, *deps = rows[name]
@@ -177,8 +179,7 @@ def read_extensions(
             found["needs"].append(
                 f"{name} needs {', '.join(d.name for d in missing[1:])}, not installed either"
             )
-        if why is not None:
-            found["no"].append(why)
+        found["no" if why is not None else "creatable"].append(why or name)
     return Extensions(
         installed=tuple(found["installed"]),
         created=tuple(found["created"]),
@@ -187,6 +188,7 @@ def read_extensions(
         needs=tuple(found["needs"]),
         not_permitted=tuple(found["no"]),
         create=create,
+        creatable=tuple(found["creatable"]),
     )
 
 
@@ -210,8 +212,11 @@ def require(extensions: Extensions, kind: Kind) -> None:
         names = ", ".join(extensions.available)
         hint = INSTALL_HINTS[kind].replace("NAME", extensions.available[0])
         advice = list(extensions.not_permitted)
-        if not extensions.create and len(advice) < len(extensions.available):
-            advice.append("or set PREFLIGHT_CREATE_EXTENSIONS=true: this role may create it")
+        if not extensions.create and extensions.creatable:
+            advice.append(
+                "or set PREFLIGHT_CREATE_EXTENSIONS=true: this role may create "
+                + ", ".join(extensions.creatable)
+            )
         parts.append(
             f"available but not installed in the database: {names} ({hint}; "
             + "; ".join(advice)

@@ -63,7 +63,9 @@ RULES: tuple[tuple[Kind, str], ...] = (
         "a Kubernetes service name whose first label ends in `-rw`, `-ro` or `-r`, written "
         "as `name`, `name.namespace`, `name.namespace.svc` or "
         "`name.namespace.svc.<cluster domain>` (matched as a suffix; the domain is "
-        "`cluster.local`, or the pod's from `/etc/resolv.conf`, or `SQL_CLUSTER_DOMAIN`); "
+        "`cluster.local`, or the pod's from `/etc/resolv.conf`, or `SQL_CLUSTER_DOMAIN`; "
+        "with a final dot only `name.` and the full form, as the resolver does not complete "
+        "a fully qualified name); "
         "a first label that also contains `pooler` is a CloudNativePG `Pooler` (PgBouncer) "
         "in front of it",
     ),
@@ -74,7 +76,8 @@ RULES: tuple[tuple[Kind, str], ...] = (
     ),
     (
         Kind.EXTERNAL,
-        "anything else: a fully qualified domain name, or an IP address that is not loopback",
+        "anything else: a fully qualified domain name (`example.com.` with a final dot "
+        "too), or an IP address that is not loopback",
     ),
 )
 
@@ -220,9 +223,17 @@ def _rds(name: str) -> HostClass | None:
     return HostClass(Kind.AWS_RDS, f"name is under {rds.group('suffix')} ({endpoint})")
 
 
-def _service(name: str, domain: str) -> HostClass:
-    """A CloudNativePG service, a plain in-cluster name, or an outside one."""
+def _service(name: str, domain: str, *, absolute: bool = False) -> HostClass:
+    """A CloudNativePG service, a plain in-cluster name, or an outside one.  ``absolute``
+    (written with a final dot): the resolver's search list does not complete the name, so
+    only the full ``name.namespace.svc.<domain>`` (or a single label) is in-cluster."""
     labels = name.split(".")
+    if absolute and 2 <= len(labels) <= 3:
+        return HostClass(
+            Kind.EXTERNAL,
+            f"{name}. is written with a final dot: a fully qualified name, which the "
+            "resolver does not complete with the cluster's search domains",
+        )
     service_form = len(labels) <= 2 or (labels[2] == "svc" and ".".join(labels[3:]) in ("", domain))
     role = cnpg_role(name)
     if role is not None and service_form:
@@ -258,4 +269,9 @@ def classify_host(host: str, domain: str = CLUSTER_DOMAIN) -> HostClass:
     resolver or ``SQL_CLUSTER_DOMAIN`` says otherwise).
     """
     name = normalize_host(host)
-    return _local_or_ip(name) or _rds(name) or _service(name, normalize_host(domain))
+    absolute = has_trailing_dot(host)
+    return (
+        _local_or_ip(name)
+        or _rds(name)
+        or _service(name, normalize_host(domain), absolute=absolute)
+    )

@@ -128,6 +128,7 @@ def build_plan(settings: DatabaseSettings, environ: Mapping[str, str]) -> PlanRe
             )
         )
     attrs = "read-write" if host_class.role == "rw" and not host_class.pooler else None
+    attrs = dict(settings.params).get("target_session_attrs", attrs)  # the URL's wins
     libpq_env, _, env_warnings = read_libpq_env(
         environ,
         password_set=settings.password is not None,

@@ -8,7 +8,6 @@ a classified :class:`PreflightError`; the deadline leaves it as
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import time
@@ -29,11 +28,6 @@ from ._failures import classify, driver_error
 from ._hosts import Kind, needs_lookup
 from ._plan import Plan
 from ._settings import password_now
-
-# psycopg reports what it ignores while closing a connection the deadline cut short
-# through the logging module; the preflight's own events say what happened.
-logging.getLogger("psycopg").addHandler(logging.NullHandler())
-logging.getLogger("psycopg").propagate = False
 
 
 class ServerFacts(NamedTuple):
@@ -179,6 +173,7 @@ class Doorstep:
 
     def __init__(self) -> None:
         self.doors: list[tuple[str | None, str]] = []  # (address, conninfo), last attempt's
+        self.passwordless = False  # libpq then reads .pgpass, and may warn, as it starts
         self.started: tuple[str | None, pq.abc.PGconn] | None = None
 
     def take(self) -> tuple[str | None, pq.abc.PGconn] | None:
@@ -229,8 +224,12 @@ def knock(doorstep: Doorstep, wait: float) -> bool | None:
     if not doorstep.doors:
         return None
     for address, conninfo in doorstep.doors:
-        # libpq may warn on fd 2 as it starts (a loose .pgpass); the login says it again.
-        with _libpq_stderr():
+        # Without a password libpq may warn on fd 2 as it starts (a loose .pgpass): caught,
+        # the login says it again.  With one there is nothing to catch (about half a knock).
+        guard: contextlib.AbstractContextManager[list[str]] = (
+            _libpq_stderr() if doorstep.passwordless else contextlib.nullcontext([])
+        )
+        with guard:
             pgconn = pq.PGconn.connect_start(conninfo.encode())
         try:
             refused = _knock_at(pgconn, wait)
@@ -298,6 +297,7 @@ def _connect(
             break
     if doorstep is not None and not started:
         doorstep.doors = doors
+        doorstep.passwordless = plan.settings.password is None
     assert last is not None
     raise last
 

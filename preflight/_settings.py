@@ -348,6 +348,10 @@ def read_settings(environ: Mapping[str, str]) -> SettingsResult:
     """Read ``SQL_*`` and ``DATABASE_URL`` once: settings, every problem, the secrets."""
     out: list[Problem] = []
     secrets = [environ[n] for n in SECRET_VARIABLES if environ.get(n)]
+    if environ.get("PGOPTIONS"):  # -c app.password=...: a secret as in the URL's options
+        from ._url import option_secrets
+
+        secrets += option_secrets(environ["PGOPTIONS"])
     configured = any(environ.get(n, "").strip() for n in VARIABLES)
     url = _get(environ, "DATABASE_URL", out)
     engine = _engine(_get(environ, "SQL_ENGINE", out), url, out)
@@ -483,7 +487,9 @@ def _url_secrets(url: str, result: UrlResult) -> list[str]:
             found += [userinfo, userinfo.partition(":")[2], userinfo.rpartition(":")[2]]
         secret = "|".join(sorted(SECRET_PARAMETERS))
         for match in re.finditer(rf"(?:^|[?&])(?:{secret})=([^&#]*)", rest, re.IGNORECASE):
-            found += [match.group(1), unquote(match.group(1))]
+            # where the parser gave up, the value may end at any URL delimiter after it
+            for value in {match.group(1), re.split(r"[:/@?\[\]]", match.group(1))[0]}:
+                found += [value, unquote(value)]
     return sorted(set(found) - {""})
 
 

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ._errors import Problem
 from ._hosts import check_host
 from ._result import Found
-from ._values import parse_port, parse_sslmode
+from ._values import parse_port, parse_sslmode, parse_whole_number, quote
 
 SCHEMES = {
     "postgres": "postgresql",
@@ -105,6 +105,34 @@ SECRET_PARAMETERS = frozenset({"password", "sslpassword", "oauth_client_secret"}
 """Parameters whose value is a secret: never shown, only ``set``."""
 
 _QUERY_FIELDS = {"host": "host", "dbname": "database", "user": "user", "password": "password"}
+INTEGER_PARAMETERS = frozenset(
+    {
+        "connect_timeout",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "tcp_user_timeout",
+    }
+)
+"""libpq's integer parameters: a value that is not a whole number is refused by libpq."""
+CHOICE_PARAMETERS = {
+    "channel_binding": ("disable", "prefer", "require"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "load_balance_hosts": ("disable", "random"),
+    "sslcertmode": ("disable", "allow", "require"),
+    "sslnegotiation": ("postgres", "direct"),
+    "target_session_attrs": (
+        "any",
+        "read-write",
+        "read-only",
+        "primary",
+        "standby",
+        "prefer-standby",
+    ),
+}
+"""libpq's enumerated parameters and the values it takes (case-sensitive, as libpq
+compares them): any other value libpq refuses at connection time."""
 _KNOWN_NAMES = LIBPQ_PARAMETERS | _QUERY_FIELDS.keys() | {"sslmode", "sslrootcert", "port"}
 _NAMES = {
     "host": "the host",
@@ -117,8 +145,14 @@ _NAMES = {
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a path like /app&sslmode=require: the query's '?' forgotten
+_FORGOTTEN_QUESTION_MARK = re.compile(r"(?:^/|&)[A-Za-z_]+=")
 # a setting in libpq's ``options`` whose name says it holds a secret: -c x.password=...
-_OPTION_SECRET = re.compile(r"(?:password|passwd|secret|token)[^=\s]*=((?:\\.|\S)+)", re.I)
+_OPTION_SECRET = re.compile(
+    r"(?:password|passwd|passphrase|pwd|secret|token|credential"
+    r"|(?:api|private|access)[_.-]?key)[^=\s]*=((?:\\.|\S)+)",
+    re.I,
+)
 _PERCENT_ADVICE = (
     "percent-encode these characters in the password: @ as %40, / as %2F, ? as %3F, "
     "# as %23 and % as %25"
@@ -278,7 +312,7 @@ class _Reader:
             seen.add(key)
             value = self.decoded(raw_value, f"parameter {_shown_name(key)}")
             if key in LIBPQ_PARAMETERS:
-                self.params[key] = value or ""
+                self.libpq(key, value or "")
             elif not self.recased(key) and not self.parameter(key, value):
                 unknown.append(key)
         newer = sorted(k for k in self.params if k in NEWER_PARAMETERS)
@@ -294,6 +328,24 @@ class _Reader:
                 f"ignores parameters {names}: they are not libpq parameters, which libpq "
                 "would refuse; neither the app nor the check gets them"
             )
+
+    def libpq(self, key: str, value: str) -> None:
+        """Keep a libpq parameter whose value libpq would take: an integer one a whole
+        number, an enumerated one one of its values."""
+        if key in INTEGER_PARAMETERS:
+            try:
+                parse_whole_number(value)
+            except ValueError as exc:
+                self.problems.append(f"parameter {key}: {exc}")
+                return
+        choices = CHOICE_PARAMETERS.get(key)
+        if choices is not None and value not in choices:
+            self.problems.append(
+                f"parameter {key}: {quote(value)} is not one of {', '.join(choices)} "
+                "(libpq refuses it)"
+            )
+            return
+        self.params[key] = value
 
     def recased(self, key: str) -> bool:
         """A libpq name in another case (``SSLMODE``) is a problem: libpq refuses it, and
@@ -435,7 +487,12 @@ def parse_database_url(url: str) -> UrlResult:
             reader.set("password", reader.decoded(password, "the password"), via_query=False)
     reader.hostspec(hostspec)
     path, _, query = rest.partition("?")
-    if path.startswith("/"):
+    if _FORGOTTEN_QUESTION_MARK.search(path):
+        reader.problems.append(
+            "the database name: holds parameters (name=value after '&' or at its start): "
+            "a '?' is missing before them, as in /app?sslmode=require"
+        )
+    elif path.startswith("/"):
         reader.set("database", reader.decoded(path[1:], "the database name"), via_query=False)
     reader.query(query)
     return reader.result(scheme)

@@ -105,6 +105,14 @@ def parse_path(text: str) -> str:
     return value
 
 
+def parse_whole_number(text: str) -> int:
+    """A whole number as libpq reads an integer parameter: signed, space around allowed."""
+    value = text.strip()
+    if not value.removeprefix("-").removeprefix("+").isdigit() or not value.isascii():
+        raise ValueError(f"{quote(text)} is not a whole number (libpq refuses it)")
+    return int(value)
+
+
 def parse_port(text: str, *, shown: bool = True) -> int:
     """A TCP port, 1-65535.  ``shown=False`` keeps the text out of the message (a URL's
     port may be a password shifted there by a missing ``@``)."""

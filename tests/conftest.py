@@ -15,12 +15,16 @@ from typing import Any
 import pytest
 
 from tests.support import pg
-from tests.support.ci import IN_CI, need_root, unavailable
+from tests.support.ci import IN_CI, need_root, unavailable, unit_tier_breach
 from tests.support.pg import CNPG_HOST, RDS_HOST, ServerFactory
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """``@pytest.mark.root``: the test needs root and unshare (skips locally, fails in CI)."""
+    """``@pytest.mark.root``: the test needs root and unshare (skips locally, fails in CI).
+    A test of the unit tier (``make test-unit``) may not start a server or need root."""
+    breach = unit_tier_breach(item)
+    if breach:
+        pytest.fail(breach)
     if item.get_closest_marker("root") is not None:
         need_root()
 

@@ -90,7 +90,7 @@ def _compose_env() -> dict[str, str]:
 
 LIVE_ENV = {
     "SQL_ENGINE": "django.db.backends.postgresql",
-    "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com",
+    "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com",
     "SQL_PORT": "5432",
     "SQL_DATABASE": "balancer",
     "SQL_USER": "balancer",

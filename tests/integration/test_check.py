@@ -211,7 +211,7 @@ def test_server_started_later(make_server: ServerFactory, tmp_path: Path) -> Non
     server = make_server("late", start=False)
     env = app_env(server, tmp_path)
     child = cli.spawn(cli.preflight_command(), env)
-    time.sleep(2.5)
+    child.wait_for_event("preflight.attempt_failed", count=2, reason="refused")
     server.start(wait=False)
     result = checked(child.finish(timeout=60), tmp_path, 0)
     assert result.event("preflight.ready")["attempts"] > 2
@@ -232,7 +232,7 @@ def test_too_many_clients_then_freed(make_server: ServerFactory, tmp_path: Path)
         for _ in range(2)
     ]
     child = cli.spawn(cli.preflight_command(), app_env(server, tmp_path))
-    time.sleep(2)
+    child.wait_for_event("preflight.attempt_failed", count=2, reason="too_many_clients")
     for conn in holders:
         conn.close()
     result = checked(child.finish(timeout=60), tmp_path, 0)
@@ -253,7 +253,7 @@ def test_retry_auth_picks_up_rotated_password_file(plain_server: Any, tmp_path: 
     )
     del env["SQL_PASSWORD"]
     child = cli.spawn(cli.preflight_command(), env)
-    time.sleep(1.5)
+    child.wait_for_event("preflight.attempt_failed", reason="auth_failed")
     secret.write_text(APP_PASSWORD + "\n")
     result = checked(child.finish(timeout=60), tmp_path, 0)
     assert "auth_failed" in {e.get("reason") for e in result.events}

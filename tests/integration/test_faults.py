@@ -10,7 +10,6 @@ below allow TIMEOUT + 2 s (run) and 2 s (signal): the defects they catch took
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -27,8 +26,11 @@ from tests.support.faults import (
     Proxy,
     catalog_lock,
     hosts_wrapped,
+    lock_waiters,
     silent_dns,
-    terminate_after,
+    syn_sent,
+    terminate_when,
+    wait_for,
 )
 from tests.support.pg import ServerFactory
 
@@ -58,9 +60,7 @@ def test_tls_cut_mid_handshake_is_retried(
     try:
         env = app_env(proxy.host, proxy.port, SQL_SSL_MODE="require", PREFLIGHT_TIMEOUT="30")
         proc = spawn(preflight_command(), env)
-        deadline = time.monotonic() + 20
-        while proxy.cuts < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+        wait_for(lambda: proxy.cuts >= 2 or proc.poll() is not None, 20)
         proxy.mode = PASS
         result = proc.finish()
     finally:
@@ -123,7 +123,7 @@ def test_catalog_lock_released_is_ready(make_server: ServerFactory) -> None:
     with ExitStack() as stack:
         stack.enter_context(catalog_lock(server))
         proc = spawn(preflight_command(), env)
-        time.sleep(1.5)
+        assert wait_for(lambda: lock_waiters(server) > 0, 30), proc.finish(timeout=60).stderr
         stack.close()
         result = proc.finish()
     assert result.code == 0, result.stderr
@@ -162,13 +162,15 @@ def test_two_black_hole_addresses_deadline(tmp_path: Path) -> None:
 
 # --- SIGTERM in each hang ---
 
-Command = tuple[list[str], dict[str, str]]
+Hanging = Callable[[], bool]  # true once the check is stuck in the hang
+Command = tuple[list[str], dict[str, str], Hanging]
 Hang = Callable[[Path, ServerFactory, ExitStack], Command]
 
 
 def _dns_hang(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> Command:
     command = silent_dns(preflight_command(), tmp_path)
-    return command, app_env("db.example.internal", 5432, PREFLIGHT_TIMEOUT="60")
+    asked = tmp_path / "resolver.ready.asked"
+    return command, app_env("db.example.internal", 5432, PREFLIGHT_TIMEOUT="60"), asked.exists
 
 
 def _lock_hang(tmp_path: Path, make: ServerFactory, stack: ExitStack) -> Command:
@@ -177,20 +179,22 @@ def _lock_hang(tmp_path: Path, make: ServerFactory, stack: ExitStack) -> Command
     env = app_env(
         server.host, server.port, PREFLIGHT_TIMEOUT="60", PREFLIGHT_REQUIRE_EXTENSIONS="plpgsql"
     )
-    return preflight_command(), env
+    return preflight_command(), env, lambda: lock_waiters(server) > 0
 
 
 def _black_holes_hang(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> Command:
     port, lines = stack.enter_context(two_black_holes())
     command = hosts_wrapped(preflight_command(), tmp_path, lines)
-    return command, app_env(TWO_ADDRESSES, port, PREFLIGHT_TIMEOUT="60")
+    fillers = syn_sent(port)  # the black holes' own unanswered SYNs
+    env = app_env(TWO_ADDRESSES, port, PREFLIGHT_TIMEOUT="60")
+    return command, env, lambda: syn_sent(port) > fillers
 
 
 def _stalled_server(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> Command:
     proxy = Proxy(("127.0.0.1", 9), mode=STALL)
     stack.callback(proxy.close)
     env = app_env(proxy.host, proxy.port, PREFLIGHT_TIMEOUT="60", PREFLIGHT_CONNECT_TIMEOUT="30")
-    return preflight_command(), env
+    return preflight_command(), env, lambda: proxy.cuts > 0
 
 
 @pytest.mark.root  # two of the hangs need private namespaces
@@ -202,11 +206,13 @@ def _stalled_server(tmp_path: Path, _make: ServerFactory, stack: ExitStack) -> C
 def test_sigterm_acts_within_a_second(
     hang: Hang, tmp_path: Path, make_server: ServerFactory
 ) -> None:
-    """SIGTERM while the check hangs: exit 143 within about a second, logged."""
+    """SIGTERM while the check hangs (seen from outside: a query at the resolver, a session
+    waiting on the lock, a SYN unanswered, a stalled connection): exit 143 within about a
+    second, logged."""
     with ExitStack() as stack:
-        command, env = hang(tmp_path, make_server, stack)
+        command, env, hanging = hang(tmp_path, make_server, stack)
         proc = spawn(command, env)
-        took, err = terminate_after(proc, 2.0)
+        took, err = terminate_when(proc, hanging)
     assert proc.proc.returncode == 143, err
     assert '"preflight.interrupted"' in err
     assert took <= SIGNAL_BOUND, f"SIGTERM took {took:.2f} s"

@@ -191,6 +191,8 @@ def _in_pod(tmp_path: Path, command: list[str], env: dict[str, str]) -> str:
         ("balancer-postgres-rw.prod.svc.corp.example", "cloudnativepg", "prefer"),
         ("balancer-postgres-rw.prod.svc.cluster.local", "external", "require"),
         ("balancer-postgres-rw.prod.svc.corp.example.evil.com", "external", "require"),
+        ("Balancer-Postgres-RW.prod.svc.corp.example.", "cloudnativepg", "prefer"),
+        ("balancer-postgres-rw.prod.", "external", "require"),  # fully qualified as written
     ],
 )
 def test_a_pods_custom_cluster_domain(tmp_path: Path, host: str, kind: str, sslmode: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 from tests.support import pg
 from tests.support.ci import unavailable
 from tests.support.cli import base_env, preflight_command, run, spawn
+from tests.support.faults import wait_for
 from tests.support.pg import ServerFactory
 from tests.support.pgbouncer import PgBouncer, pgbouncer_binary
 
@@ -72,6 +73,26 @@ def app_connection(pooler: PgBouncer) -> psycopg.Connection[Any]:
     )
 
 
+def queued(pooler: PgBouncer) -> bool:
+    """A client waits in PgBouncer's queue for the app database, and PgBouncer has failed
+    to reach the server twice (the pooler needs ``stats_users`` naming the app's role)."""
+    with psycopg.connect(
+        host=pooler.host,
+        port=pooler.port,
+        dbname="pgbouncer",
+        user=pg.APP_USER,
+        password=pg.APP_PASSWORD,
+        sslmode="disable",
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,  # the admin console takes simple queries only
+    ) as admin:
+        cursor = admin.execute("SHOW POOLS")
+        columns = [column.name for column in cursor.description or ()]
+        pools = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    waiting = sum(p["cl_waiting"] for p in pools if p["database"] == pg.APP_DB)
+    return waiting > 0 and pooler.log_text().count("closing because: connect failed") >= 2
+
+
 def warm(pooler: PgBouncer) -> None:
     """One query through the pooler, so that it has met the server (as in production)."""
     with app_connection(pooler) as conn:
@@ -84,11 +105,14 @@ def test_waits_for_server_behind_pooler(
 ) -> None:
     """Server down behind PgBouncer: the check waits, then exits 0 once the server is up."""
     server = make_server("pooled")
-    pooler = make_pooler(server, pool_mode=mode, settings=FAST_RETRY)
+    pooler = make_pooler(
+        server, pool_mode=mode, settings={**FAST_RETRY, "stats_users": pg.APP_USER}
+    )
     warm(pooler)
     server.stop()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
-    time.sleep(3)
+    proc.wait_for_event("preflight.plan")
+    assert wait_for(lambda: queued(pooler), 30), "the check never waited in PgBouncer's queue"
     assert proc.poll() is None, "the check ended while the server was down"
     server.start()
     up = time.monotonic()
@@ -109,8 +133,7 @@ def test_pooler_errors_while_the_server_is_down_are_retried(
     warm(pooler)
     server.stop()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
-    time.sleep(5)
-    assert proc.poll() is None, "the check ended while the server was down"
+    proc.wait_for_event("preflight.attempt_failed", count=2, reason="pooler_waiting")
     server.start()
     result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr
@@ -141,7 +164,7 @@ def test_pooler_down_then_up(
     pooler = make_pooler(server, pool_mode=mode, settings=FAST_RETRY)
     pooler.stop()
     proc = spawn(preflight_command(), env_for(pooler, PREFLIGHT_TIMEOUT="40"))
-    time.sleep(2)
+    proc.wait_for_event("preflight.attempt_failed", count=2, reason="refused")
     pooler.start()
     result = proc.finish(timeout=60)
     assert result.code == 0, result.stderr

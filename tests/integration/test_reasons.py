@@ -13,7 +13,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,7 @@ def test_starting_up_then_ready(make_server: ServerFactory, template: Any, tmp_p
     try:
         env = app_env(standby, tmp_path, PREFLIGHT_TIMEOUT="60")
         child = cli.spawn(cli.preflight_command(), env)
-        time.sleep(4)  # long enough to be refused as starting up, a few times
+        child.wait_for_event("preflight.attempt_failed", count=2, reason="starting_up")
         subprocess.run(standby.server_command("promote", "-w"), check=True, capture_output=True)
         run = child.finish(timeout=60)
     finally:

@@ -196,6 +196,15 @@ def test_wheel_metadata_needs_nothing_and_names_the_repository() -> None:
     assert urls["Repository"] == "https://github.com/CodeForPhilly/django-db-preflight"
     assert all(url.startswith(urls["Repository"]) for url in urls.values())
     assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+def test_wheel_ships_the_license_text() -> None:
+    """MIT asks for its notice with every copy: the wheel carries LICENSE."""
+    with zipfile.ZipFile(dist.built().wheel) as wheel:
+        licenses = [name for name in wheel.namelist() if name.endswith("/licenses/LICENSE")]
+        assert len(licenses) == 1
+        assert "MIT License" in wheel.read(licenses[0]).decode()
 
 
 # --- installed from the wheel ------------------------------------------------------

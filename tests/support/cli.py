@@ -230,30 +230,36 @@ class Child:
     def send_signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
-    def _seen(self, name: str) -> list[dict[str, Any]]:
+    def _seen(self, name: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
         found = []
         for line in self._err:
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
-                if isinstance(event, dict) and event.get("event") == name:
+                if (
+                    isinstance(event, dict)
+                    and event.get("event") == name
+                    and all(event.get(key) == value for key, value in fields.items())
+                ):
                     found.append(event)
         return found
 
-    def wait_for_event(self, name: str, count: int = 1, timeout: float = 60) -> dict[str, Any]:
-        """Block until the child has logged ``name`` ``count`` times; that event.
-
-        Fails (with what the child said) if it exits first or ``timeout`` passes.
-        """
+    def wait_for_event(
+        self, name: str, count: int = 1, timeout: float = 60, **fields: Any
+    ) -> dict[str, Any]:
+        """Block until the child has logged ``name`` (with ``fields``, if given) ``count``
+        times; that event.  Fails, with what the child said, if it exits first or
+        ``timeout`` passes."""
         end = time.monotonic() + timeout
         with self._changed:
             while True:
-                found = self._seen(name)
+                found = self._seen(name, fields)
                 if len(found) >= count:
                     return found[count - 1]
                 left = end - time.monotonic()
                 ended = self.proc.poll() is not None and not self._readers[1].is_alive()
                 if left <= 0 or ended:
                     why = "exited" if ended else f"did not log it within {timeout:g} s"
+                    self.kill()
                     raise AssertionError(
                         f"waiting for {name} #{count}: the child {why}\n{''.join(self._err)}"
                     )

@@ -49,6 +49,9 @@ URLS: tuple[str, ...] = (
     "postgres://u:p@db/app?keepalives=1&keepalives_idle=30",
     "postgres://u:p@db/app?port=6432",
     "postgres://u:p@db/app?zz=1",
+    "postgres://u:p@db/app?SSLMODE=require",
+    "postgres://u:p@db/app?connect_timeout=abc",
+    "postgres://u:p@db/app&sslmode=require",
     "postgres://u:p@db/app?isolation_level=3",
     "postgres://u:p@db/app?password=q",
     "postgres://u:p@db/app?dbname=other",
@@ -179,6 +182,12 @@ REASONS: dict[str, str] = {
     "postgres://u:p@db/app?port=6432": "libpq's `port` parameter is the port",
     "postgres://u:p@db/app?zz=1": "not a libpq parameter (libpq would refuse it): left out, "
     "with a warning",
+    "postgres://u:p@db/app?SSLMODE=require": "a libpq name in another case, which libpq "
+    "refuses: refused, as leaving it out would weaken the sslmode",
+    "postgres://u:p@db/app?connect_timeout=abc": "not a whole number, which libpq refuses at "
+    "connection time: refused at import, naming the parameter",
+    "postgres://u:p@db/app&sslmode=require": "the `?` forgotten: refused, not taken for a "
+    "database name",
     "postgres://u:p@db/app?isolation_level=3": "Django's own OPTIONS (`isolation_level`, "
     "`server_side_binding`, `assume_role`) are not read from the URL: set them in settings.py",
     "postgres://u:p@db/app?password=q": "the password given twice: refused, not guessed",
@@ -266,6 +275,7 @@ SANDBOX = {
     "SQL_HOST": "shared-cluster-rw.cloudnative-pg.svc.cluster.local",
     "SQL_DATABASE": "balancer",
 }
+RDS_ROW = "an RDS endpoint (example name; live's real `SQL_HOST` is sealed)"
 ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("compose (`config/env/dev.env`)", COMPOSE),
     (SANDBOX_ROW, SANDBOX),
@@ -273,8 +283,8 @@ ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("CloudNativePG `-ro`", {**COMPOSE, "SQL_HOST": "balancer-postgres-ro"}),
     ("CloudNativePG Pooler", {**COMPOSE, "SQL_HOST": "balancer-pooler-rw"}),
     (
-        "live: RDS",
-        {**COMPOSE, "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com"},
+        RDS_ROW,
+        {**COMPOSE, "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com"},
     ),
     ("an external host", {**COMPOSE, "SQL_HOST": "db.example.com"}),
     ("`127.0.0.1`", {**COMPOSE, "SQL_HOST": "127.0.0.1"}),
@@ -286,7 +296,7 @@ ENVIRONMENTS: tuple[tuple[str, dict[str, str]], ...] = (
         "RDS with `SQL_SSL_MODE=verify-full`",
         {
             **COMPOSE,
-            "SQL_HOST": "database-1.c9a0wokccvp3.us-east-1.rds.amazonaws.com",
+            "SQL_HOST": "mydb.abc123xyz.us-east-1.rds.amazonaws.com",
             "SQL_SSL_MODE": "verify-full",
         },
     ),

@@ -14,12 +14,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.support.cli import Child, unshare
-from tests.support.pg import APP_DB, LocalServer
+from tests.support.pg import APP_DB, APP_USER, LocalServer
 
 PASS = "pass"  # forward both ways
 CUT = "cut"  # forward the client's bytes; close after ``cut_after`` bytes from the server
@@ -238,8 +238,9 @@ class BlackHole:
 
 
 # A DNS server that reads every query and never answers (UDP and TCP port 53).
-# It exits when the process that started it (the one that exec'd into the
-# command under test) is gone, or after ``cap`` seconds.
+# It creates the file ``argv[2]`` when it listens and ``argv[2].asked`` at the
+# first query.  It exits when the process that started it (the one that exec'd
+# into the command under test) is gone, or after ``cap`` seconds.
 _SILENT_RESOLVER = """
 import os, select, socket, sys, time
 parent, cap = os.getppid(), float(sys.argv[1])
@@ -254,6 +255,7 @@ while time.monotonic() < end and os.getppid() == parent:
             udp.recvfrom(4096)
         else:
             held.append(tcp.accept()[0])
+        open(sys.argv[2] + ".asked", "w").close()
 """
 
 
@@ -268,6 +270,7 @@ def silent_dns(
     (127.0.0.1:53) reads every query and never answers.
 
     ``hosts`` are extra /etc/hosts lines; any other name needs DNS and waits.
+    ``workdir / "resolver.ready.asked"`` appears once the first query arrived.
     The default resolver options are glibc's own (5 s, 2 attempts).  The new
     network namespace has only its own loopback: nothing leaves it.
     """
@@ -334,9 +337,32 @@ def wait_for(predicate: Any, timeout: float, step: float = 0.02) -> bool:
     return bool(predicate())
 
 
-def terminate_after(child: Child, delay: float) -> tuple[float, str]:
-    """SIGTERM ``child`` after ``delay`` s: (seconds from the signal to its exit, stderr)."""
-    time.sleep(delay)
+def lock_waiters(server: LocalServer) -> int:
+    """How many of the app role's sessions wait for a lock (behind :func:`catalog_lock`)."""
+    with server.admin() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'",
+            (APP_USER,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def syn_sent(port: int) -> int:
+    """How many IPv4 connections in this network namespace wait for a SYN-ACK from ``port``."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if remote_port == port and fields[3] == "02":  # TCP_SYN_SENT
+            count += 1
+    return count
+
+
+def terminate_when(child: Child, hanging: Callable[[], bool]) -> tuple[float, str]:
+    """SIGTERM ``child`` once ``hanging()`` holds: (seconds from the signal to its exit,
+    stderr)."""
+    assert wait_for(lambda: hanging() or child.poll() is not None, 30), "it never hung"
+    assert child.poll() is None, child.finish(timeout=10).stderr
     sent = time.monotonic()
     child.proc.terminate()
     try:

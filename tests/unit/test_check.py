@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from preflight import Reason, load
+from preflight import Reason
 from preflight._check import Outcome, RetryDetails, check
+from preflight._config import load
 from preflight._deadline import Deadline
 from preflight._errors import PreflightError, error_for
 from preflight._extensions import Extensions

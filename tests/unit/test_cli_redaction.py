@@ -102,6 +102,9 @@ URL_SECRET_AT = st.sampled_from(
         "postgres://balancer:{}@db/balancer_dev?sslpassword={}",
         "postgres://balancer@db/balancer_dev?sslpassword%3D{}",
         "postgres://balancer@db/balancer_dev?password%253D{}=x",
+        # the '?' forgotten before the parameters
+        "postgres://balancer@db/balancer_dev&sslpassword={}",
+        "postgres://balancer@db&sslpassword={}:5432/balancer_dev",
     ]
 )
 
@@ -155,3 +158,64 @@ def test_a_password_pasted_into_the_file_variable_is_never_echoed(
     assert "SQL_PASSWORD_FILE" in text
     assert "does not look like a file path" in text or "names no file" in text
     assert not survives(text, secret)
+
+
+# A URL broken around a secret in any way: URL punctuation before and after the slot.
+URL_NOISE = st.lists(
+    st.sampled_from(
+        [*"@:/?#&=%[],", "%3D", "%40", "%2F", "%25", "host=", "port=5", "db", "app", "x=1"]
+    ),
+    max_size=6,
+).map("".join)
+URL_PREFIX = st.lists(
+    st.sampled_from(["@", ":", "/", "#", "%", "%40", "[", "]", ",", "db", "app"]), max_size=4
+).map("".join)
+SECRET_SLOT = st.sampled_from(
+    [
+        *("u:{}@", "u:{}", ":{}@", "?password={}", "&sslpassword={}", "?sslpassword={}"),
+        *("?options=-c%20a.password%3D{}", "?oauth_client_secret={}", "?sslpassword%253D{}=1"),
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=URL_PREFIX,
+    slot=SECRET_SLOT,
+    after=URL_NOISE,
+    encode=st.booleans(),
+    secret=st.sampled_from(["Zq9-longsecret-77", "hunter2x", "S3cr/et+key==", "p@ss:w/rd"]),
+)
+def test_a_broken_url_never_shows_its_secret(
+    before: str, slot: str, after: str, encode: bool, secret: str
+) -> None:
+    """Whatever breaks a URL around its password or secret parameter, explain's output
+    (problems, warnings, plan) never shows the secret."""
+    from urllib.parse import quote
+
+    url = "postgres://" + before + slot.format(quote(secret, safe="") if encode else secret)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        main(["explain"], environ={"DATABASE_URL": url + after, "PREFLIGHT_LOG_FORMAT": "json"})
+    assert not survives(out.getvalue() + err.getvalue(), secret)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secret=PASSWORDS, command=st.sampled_from([["explain"], ["check"]]))
+def test_a_secret_setting_in_pgoptions_is_withheld_like_the_urls_options(
+    tmp_path: Path, secret: str, command: list[str]
+) -> None:
+    """PGOPTIONS=-c app.password=... is withheld as the URL's options=... is."""
+    assume("\x00" not in secret and secret.strip() and not any(c.isspace() for c in secret))
+
+    def env(value: str) -> dict[str, str]:
+        found = {**DEV, "SQL_PASSWORD": NEUTRAL, "PREFLIGHT_LOG_FORMAT": "json"}
+        found["PGOPTIONS"] = f"-c search_path=app -c app.password={value}"
+        if command == ["check"]:
+            found["PREFLIGHT_JITTER"] = "2"  # a configuration error: no network here
+        return found
+
+    assume(not survives(outputs(env("Qq7-other-placeholder-3"), tmp_path / "t", *command), secret))
+    assert not survives(outputs(env(secret), tmp_path / "t", *command), secret)

@@ -54,7 +54,7 @@ def test_the_always_rows_hold() -> None:
         (comparisons.SANDBOX_ROW, True),
         ("`127.0.0.1`", True),
         ("`SQL_USER` unset", True),
-        ("live: RDS", False),
+        (comparisons.RDS_ROW, False),
     ],
 )
 def test_the_adoption_table_shows_what_the_issue_found(environment: str, changed: bool) -> None:

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preflight import Kind, Options, Secret, load
-from preflight._settings import PASSWORD_FILE_LIMIT
+from preflight._config import load
+from preflight._hosts import Kind
+from preflight._options import Options
+from preflight._settings import PASSWORD_FILE_LIMIT, Secret
 
 PASSWORD = "Xy9-contract'secret@:/%"
 BASE = {

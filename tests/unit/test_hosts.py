@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preflight import Kind, classify_host
+from preflight._hosts import Kind, classify_host
 
 CASES = [
     # local
@@ -109,12 +109,29 @@ def test_any_string_classifies(host: str) -> None:
     assert classify_host(host).kind in set(Kind)
 
 
+def _short_form(host: str) -> bool:
+    """``name.namespace`` or ``name.namespace.svc``: a form the pod's search list completes."""
+    labels = host.rstrip(".").split(".")
+    return len(labels) == 2 or (len(labels) == 3 and labels[2].lower() == "svc")
+
+
 @given(st.sampled_from([h for h, _, _ in CASES]))
 def test_case_and_trailing_dot_do_not_matter(host: str) -> None:
-    """Names compare case-insensitively with a trailing dot ignored."""
-    if host.startswith("/") or ":" in host:
+    """Names compare case-insensitively with a trailing dot ignored (but for the short
+    forms a trailing dot makes fully qualified: see the next test)."""
+    if host.startswith("/") or ":" in host or _short_form(host):
         return
     assert classify_host(host.rstrip(".").upper() + ".").kind == classify_host(host).kind
+
+
+@pytest.mark.parametrize(
+    "host", ["example.com.", "db.prod.", "balancer-postgres-rw.prod.", "pg-rw.prod.svc.", "x.y."]
+)
+def test_a_final_dot_makes_a_short_form_fully_qualified(host: str) -> None:
+    """``example.com.`` is a fully qualified name (the resolver's search list does not
+    complete it), so it is external, never an in-cluster ``name.namespace``."""
+    assert classify_host(host).kind == Kind.EXTERNAL
+    assert "final dot" in classify_host(host).evidence
 
 
 # --- host facts: one place answers each question --------------------------------
@@ -161,3 +178,31 @@ def test_host_facts(host: str, socket: bool, lookup: bool, dot: bool, for_libpq:
 def test_custom_cluster_domain_matches_by_suffix(host: str, domain: str, kind: Kind) -> None:
     """A custom cluster domain replaces cluster.local, and still only as the whole suffix."""
     assert classify_host(host, domain).kind is kind
+
+
+LABEL = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    head=st.lists(LABEL, min_size=2, max_size=2),
+    third=st.one_of(st.just("svc"), LABEL),
+    rest=st.one_of(
+        st.sampled_from([[], ["cluster", "local"], ["corp", "example"], ["k8s"]]),
+        st.lists(LABEL, max_size=3),
+    ),
+    domain=st.sampled_from(["cluster.local", "corp.example", "k8s"]),
+    dot=st.booleans(),
+)
+def test_only_the_svc_form_under_the_domain_is_in_cluster(
+    head: list[str], third: str, rest: list[str], domain: str, dot: bool
+) -> None:
+    """A name of three labels or more is in-cluster only as name.namespace.svc[.<domain>]
+    (by suffix; with a final dot only the full form); anything else is external (or RDS),
+    whatever the first label says."""
+    host = ".".join([*head, third, *rest]) + ("." if dot else "")
+    kind = classify_host(host, domain).kind
+    tail = ".".join(rest)
+    if third == "svc" and (tail == domain or (tail == "" and not dot)):
+        assert kind in (Kind.CLOUDNATIVEPG, Kind.INTERNAL)
+    else:
+        assert kind in (Kind.EXTERNAL, Kind.AWS_RDS)

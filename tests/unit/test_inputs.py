@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from preflight import Kind, load
 from preflight._cli import main
 from preflight._cluster import cluster_domain, search_domain, service_links
+from preflight._config import load
+from preflight._hosts import Kind
 
 BASE = {"SQL_HOST": "db", "SQL_DATABASE": "app", "SQL_USER": "app", "SQL_PASSWORD": "pw-1"}
 # What a Service named `sql` injects into every pod of its namespace.
@@ -128,6 +129,8 @@ def test_a_service_link_port_beside_database_url_is_one_warning() -> None:
         ("search SVC.Corp.Example.\n", "corp.example"),
         ("search example.com\n", None),
         ("search svc.\n", None),
+        ("search svc..\n", None),
+        ("search ns.svc.corp. svc.corp. corp.\n", "corp"),
         ("", None),
     ],
 )
@@ -155,8 +158,9 @@ def test_cluster_domain_override_classifies() -> None:
     config = load(env)
     assert config.plan is not None
     assert (config.plan.kind, config.plan.ssl.mode) == (Kind.CLOUDNATIVEPG, "prefer")
-    bad = load({**env, "SQL_CLUSTER_DOMAIN": "not a domain"})
-    assert [p.variable for p in bad.problems] == ["SQL_CLUSTER_DOMAIN"]
+    for wrong in ("not a domain", ".", "corp.example.."):  # one final dot only, as for hosts
+        bad = load({**env, "SQL_CLUSTER_DOMAIN": wrong})
+        assert [p.variable for p in bad.problems] == ["SQL_CLUSTER_DOMAIN"]
 
 
 @pytest.mark.parametrize(
@@ -383,3 +387,12 @@ def test_ssl_warnings_use_the_urls_words() -> None:
     config = load({"DATABASE_URL": "postgres://u:p@db.example.com/app?sslmode=disable"})
     assert config.plan is not None
     assert any(w.startswith("sslmode=disable for an external host") for w in config.plan.warnings)
+
+
+def test_explain_shows_the_urls_own_target_session_attrs() -> None:
+    """``-rw`` host with ``target_session_attrs=any`` in the URL: the connection uses the
+    URL's value, and the plan (what explain shows) says the same, not read-write."""
+    config = load({"DATABASE_URL": "postgres://u:p@db-rw/app?target_session_attrs=any"})
+    assert config.plan is not None
+    assert config.plan.libpq_params()["target_session_attrs"] == "any"
+    assert config.plan.target_session_attrs == "any"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from preflight import Kind, choose_sslmode
+from preflight._hosts import Kind
+from preflight._sslmode import choose_sslmode
 
 IN_CLUSTER = [Kind.LOCAL, Kind.INTERNAL, Kind.CLOUDNATIVEPG]
 OUTSIDE = [Kind.AWS_RDS, Kind.EXTERNAL]

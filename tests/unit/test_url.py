@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from preflight._url import LIBPQ_PARAMETERS, NEWER_PARAMETERS, UrlParts, parse_database_url
+from preflight._url import (
+    CHOICE_PARAMETERS,
+    INTEGER_PARAMETERS,
+    LIBPQ_PARAMETERS,
+    NEWER_PARAMETERS,
+    UrlParts,
+    option_secrets,
+    parse_database_url,
+)
 
 PASSWORD = "Zq8-pre'fl ight@:/%Secr3t"
 PW = quote(PASSWORD, safe="")
@@ -218,14 +226,15 @@ def test_problems(url: str, problem: str, parts: UrlParts) -> None:
 def test_every_libpq_parameter_is_kept(name: str) -> None:
     """Each libpq parameter in the query is kept, decoded; only one that needs a libpq
     newer than 15 gets a warning, naming the version."""
-    result = parse_database_url(f"postgres://h/db?{name}=a%20b&sslmode=disable")
+    value = "7" if name in INTEGER_PARAMETERS else CHOICE_PARAMETERS.get(name, ("a b",))[0]
+    result = parse_database_url(f"postgres://h/db?{name}={quote(value)}&sslmode=disable")
     assert result.problems == ()
     if name in NEWER_PARAMETERS:
         (warning,) = result.warnings
         assert f"{name} (libpq {NEWER_PARAMETERS[name]})" in warning
     else:
         assert result.warnings == ()
-    assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, "a b"),))
+    assert result.value == UrlParts("h", None, "db", sslmode="disable", params=((name, value),))
 
 
 @pytest.mark.parametrize("name", ["sslpassword", "password", "oauth_client_secret", "zz"])
@@ -256,6 +265,46 @@ def test_a_known_parameter_in_another_case_is_a_problem(query: str, name: str) -
     result = parse_database_url(f"postgres://u@h/db?{query}")
     (problem,) = result.problems
     assert f"write {name}" in problem.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "connect_timeout",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("10", True), (" 7 ", True), ("-1", True), ("abc", False), ("yes", False), ("1.5", False)],
+)
+def test_integer_parameters_are_whole_numbers(name: str, value: str, ok: bool) -> None:
+    """libpq refuses ``connect_timeout=abc`` at connection time (and the check would quietly
+    use its own): a problem naming the parameter, at once."""
+    result = parse_database_url(f"postgres://u@h/db?{name}={quote(value)}")
+    if ok:
+        assert result.problems == ()
+        assert result.value.params == ((name, value),)
+    else:
+        (problem,) = result.problems
+        assert problem.message.startswith(f"parameter {name}: ")
+        assert "whole number" in problem.message
+
+
+@pytest.mark.parametrize(
+    "path", ["/app&sslpassword=x", "/app&sslmode=require", "/sslmode=require", "/app&Port=1"]
+)
+def test_parameters_without_the_question_mark_are_a_problem(path: str) -> None:
+    """``/app&sslmode=require``: a '?' forgotten, not a database named so (whose name,
+    echoed by the server's error, would carry an sslpassword along)."""
+    result = parse_database_url(f"postgres://u@h{path}")
+    (problem,) = result.problems
+    assert "a '?' is missing" in problem.message
+    assert "sslpassword=x" not in problem.message
 
 
 def test_unknown_parameters_warn() -> None:
@@ -365,3 +414,59 @@ def test_encoded_parts_round_trip(user: str, password: str, database: str, port:
 def test_newer_parameters_are_libpq_parameters() -> None:
     """Every parameter with a version note is one the reader keeps."""
     assert NEWER_PARAMETERS.keys() <= LIBPQ_PARAMETERS
+
+
+@pytest.mark.parametrize(
+    ("options", "secrets"),
+    [
+        ("-c app.password=s1", ["s1"]),
+        ("-c app.passwd=s1 -c search_path=x", ["s1"]),
+        ("--vault.token=s1", ["s1"]),
+        ("-c app.secret=a\\ b", ["a\\ b"]),
+        ("-c pgcrypto.passphrase=s1", ["s1"]),
+        ("-c app.api_key=s1", ["s1"]),
+        ("-c app.apikey=s1", ["s1"]),
+        ("-c app.private_key=s1", ["s1"]),
+        ("-c app.access_key=s1", ["s1"]),
+        ("-c app.db_pwd=s1", ["s1"]),
+        ("-c app.credentials=s1", ["s1"]),
+        ("-c search_path=app -c statement_timeout=5s", []),
+        ("-c app.bypass_rls=on -c app.keepalive=1 -c app.monkey=x", []),
+    ],
+)
+def test_option_secrets_by_setting_name(options: str, secrets: list[str]) -> None:
+    """A -c setting named like a password, passphrase, secret, token, credential or an
+    API/private/access key holds a secret; other settings stay readable."""
+    assert option_secrets(options) == secrets
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in sorted(CHOICE_PARAMETERS.items()) for value in values],
+)
+def test_every_choice_libpq_takes_is_kept(name: str, value: str) -> None:
+    """Each value libpq accepts for an enumerated parameter passes as it is."""
+    result = parse_database_url(f"postgres://u@h/db?{name}={value}")
+    assert result.problems == ()
+    assert result.value.params == ((name, value),)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "target_session_attrs=bogus",
+        "target_session_attrs=Read-Write",
+        "gssencmode=yes",
+        "channel_binding=always",
+        "sslnegotiation=tls",
+        "load_balance_hosts=on",
+        "sslcertmode=verify",
+    ],
+)
+def test_a_value_libpq_refuses_is_a_problem_naming_the_parameter(query: str) -> None:
+    """``target_session_attrs=bogus``: refused up front, naming the parameter and the
+    values libpq takes, not at the first attempt with a hint about PG* variables."""
+    name = query.partition("=")[0]
+    (problem,) = parse_database_url(f"postgres://u@h/db?{query}").problems
+    assert problem.message.startswith(f"parameter {name}: ")
+    assert "is not one of" in problem.message
