@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-fast lint system-deps venv clean bench chaos chaos-migrate roots
+.PHONY: demo test test-unit test-fast lint system-deps venv clean bench bench-migrate chaos chaos-migrate roots
 
 # Create the virtual environment from the hash-locked requirements.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -56,6 +56,11 @@ clean:
 # Benchmarks (not part of `make test`; a smoke of them is): writes benchmarks/RESULTS.md.
 bench: system-deps $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# The migrate runner's cost against `manage.py migrate` and `migrate --check`
+# (app venvs as in the tests): rewrites its section of benchmarks/RESULTS.md.
+bench-migrate: system-deps $(STAMP)
+	$(BIN)/python -m benchmarks.run migrate-cost
 
 # Randomised fault injection (not part of `make test`; a smoke of it is): rewrites the
 # chaos section of benchmarks/RESULTS.md.  CHAOS_RUNS=n for fewer or more runs.

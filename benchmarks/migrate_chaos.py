@@ -15,8 +15,8 @@ waits for every runner to exit, and judges them by the server's records:
 - advisory locks left behind: any advisory lock on the server once every
   runner has exited and the harness's own sessions are gone (after a frozen
   peer: once the runner's documented dead-peer bound has passed);
-- deadline overrun: for a runner that exited 10, the time from its first log
-  line to its exit, less ``--timeout`` (and the same from the spawn, reported).
+- deadline overrun: for a runner that exited 10, the time from its spawn to its
+  exit, less ``--timeout`` (and the same from its first log line, reported).
 
 Everything listens on loopback; the freeze needs root (TCP repair mode, see
 tests/support/faults.py ``Proxy.freeze``).
@@ -198,7 +198,7 @@ def stranger(rng: random.Random) -> Scenario:
         faults.wait_for(lambda: all(r.proc.poll() is not None for r in run.runners), hold)
         run.stack.close()
 
-    return Scenario("stranger holding the lock", SHORT + 5, act=act, prepare=_stranger)
+    return Scenario("stranger holding the lock", SHORT, act=act, prepare=_stranger)
 
 
 def failing_follow_up(rng: random.Random) -> Scenario:
@@ -252,10 +252,10 @@ class Outcome:
     double_applied: bool = False
     exit0_after_loss: int = 0  # runners
     locks_left: int = 0
-    overruns: list[float] = field(default_factory=list)  # first line to exit, less timeout
+    overruns: list[float] = field(default_factory=list)  # first log line to exit, less timeout
     spawn_overruns: list[float] = field(default_factory=list)  # spawn to exit, less timeout
     hung: int = 0  # runners killed at CAP
-    note: str = ""
+    notes: list[str] = field(default_factory=list)  # what else went wrong
 
 
 def _start(
@@ -321,8 +321,11 @@ def _judge(run: Run) -> Outcome:
             with contextlib.suppress(AssertionError):
                 out.overruns.append(runner.overrun(run.scenario.timeout))
             out.spawn_overruns.append(runner.seconds() - run.scenario.timeout)
-    if overlapping:
-        out.note = "overlapping follow-ups"
+    if overlapping:  # two follow-ups at once: the lock was not exclusive
+        out.notes.append("overlapping follow-ups")
+    if run.scenario.via_pooler and 0 in codes and set(codes) != {0}:
+        # Not one of the targets, but not the either/or: serialise or all refuse.
+        out.notes.append("mixed outcome through the pooler (some exit 0, some refused)")
     return out
 
 
@@ -386,8 +389,8 @@ def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
     lost = sum(o.exit0_after_loss for o in outcomes)
     left = sum(o.locks_left for o in outcomes)
     hung = sum(o.hung for o in outcomes)
-    overruns = [x for o in outcomes for x in o.overruns]
-    spawn = [x for o in outcomes for x in o.spawn_overruns]
+    first_line = [x for o in outcomes for x in o.overruns]
+    overruns = [x for o in outcomes for x in o.spawn_overruns]
     worst = max(overruns, default=0.0)
     runners = sum(len(o.codes) for o in outcomes)
     lines = [
@@ -402,13 +405,14 @@ def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
         f"| runners exiting 0 after a lost lock or a failed follow-up: 0 | {lost} "
         f"| **{verdict(not lost)}** |",
         f"| advisory locks left behind: 0 | {left} | **{verdict(not left)}** |",
-        f"| deadline overrun ≤ 1 s (worst, first log line to exit less the timeout; "
+        f"| deadline overrun ≤ 1 s (worst, spawn to exit less the timeout; "
         f"{len(overruns)} runners exited 10) | {worst:.2f} s | **{verdict(worst <= 1.0)}** |",
         f"| runners hung (killed at {CAP:g} s): 0 | {hung} | **{verdict(not hung)}** |",
         "",
-        f"From the spawn instead (Python's and Django's start-up on a loaded machine "
-        f"included): worst overrun {max(spawn, default=0.0):.2f} s, "
-        f"p50 {percentile(spawn, 0.5) if spawn else 0.0:.2f} s.",
+        "The overrun counts from the spawn, so Python's start-up (3-5 at once on a shared "
+        f"2-core machine) is in it: p50 {percentile(overruns, 0.5) if overruns else 0.0:.2f} s. "
+        "From each runner's first log line instead: worst "
+        f"{max(first_line, default=0.0):.2f} s.",
         "",
         "| kind of fault | runs | runner exit codes | double-applied | exit 0 after loss "
         "| locks left | worst overrun s |",
@@ -416,7 +420,7 @@ def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
     ]
     for kind, group in sorted(by_kind.items()):
         codes = dict(sorted(Counter(c for o in group for c in o.codes).items()))
-        over = [x for o in group for x in o.overruns]
+        over = [x for o in group for x in o.spawn_overruns]
         lines.append(
             f"| {kind} | {len(group)} | {codes} | {sum(o.double_applied for o in group)} "
             f"| {sum(o.exit0_after_loss for o in group)} | {sum(o.locks_left for o in group)} "
@@ -429,8 +433,9 @@ def report(outcomes: list[Outcome], runs: int, seed: int, took: float) -> str:
             ("double-applied", o.double_applied),
             ("exit 0 after a loss", o.exit0_after_loss),
             ("lock left", o.locks_left),
-            ("overrun", any(x > 1.0 for x in o.overruns)),
+            ("overrun", any(x > 1.0 for x in o.spawn_overruns)),
             ("hung", o.hung),
+            *((note, True) for note in o.notes),
         )
         if bad
     )

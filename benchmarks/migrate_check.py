@@ -81,11 +81,15 @@ def _alternate(
     return results
 
 
+def _paired(values: list[tuple[float, int]], base: list[tuple[float, int]], key: int) -> float:
+    """The median of the per-round ratios (the two ran side by side, under the same load)."""
+    return float(statistics.median(v[key] / b[key] for v, b in zip(values, base, strict=True)))
+
+
 def _rows(
     venv: appvenv.AppVenv, results: dict[str, list[tuple[float, int]]], baseline: str
 ) -> list[str]:
-    base_wall = statistics.median(w for w, _ in results[baseline])
-    base_rss = statistics.median(r for _, r in results[baseline])
+    base = results[baseline]
     rows = []
     for name, values in results.items():
         walls = [wall for wall, _ in values]
@@ -93,9 +97,9 @@ def _rows(
         rows.append(
             f"| {venv.spec.name} | `{name}` | {statistics.median(walls) * 1000:.0f} "
             f"({min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}) "
-            f"| {statistics.median(walls) / base_wall:.3f} "
+            f"| {_paired(values, base, 0):.3f} "
             f"| {statistics.median(rss):.1f} ({max(rss):.1f}) "
-            f"| {statistics.median(rss) * 1024 / base_rss:.3f} |"
+            f"| {_paired(values, base, 1):.3f} |"
         )
     return rows
 
@@ -121,15 +125,11 @@ def cost(
         runs,
     )
 
-    def ratio(key: int) -> float:
-        ours = statistics.median(v[key] for v in migrated["preflight.django migrate"])
-        theirs = statistics.median(v[key] for v in migrated["manage.py migrate"])
-        return float(ours / theirs)
-
+    ours, theirs = migrated["preflight.django migrate"], migrated["manage.py migrate"]
     return (
         _rows(venv, migrated, "manage.py migrate"),
         _rows(venv, checked, "manage.py migrate --check"),
-        [(venv.spec.name, ratio(0), ratio(1))],
+        [(venv.spec.name, _paired(ours, theirs, 0), _paired(ours, theirs, 1))],
     )
 
 
@@ -181,7 +181,7 @@ def stop_time(server: pg.LocalServer, venv: appvenv.AppVenv) -> float:
 
 
 def run(servers: Servers, smoke: bool) -> str:
-    runs, repeats = (2, 1) if smoke else (15, 5)
+    runs, repeats = (2, 1) if smoke else (25, 5)
     server = servers.make("bench-migrate")
     venvs = [appvenv.ready(appvenv.BALANCER), appvenv.ready(appvenv.SPECS[3])]
     migrate_rows: list[str] = []
@@ -197,14 +197,15 @@ def run(servers: Servers, smoke: bool) -> str:
         latencies[venv.spec.name] = [notice(server, venv) for _ in range(repeats)]
         stops[venv.spec.name] = [stop_time(server, venv) for _ in range(repeats)]
     header = (
-        "| app venv | command | wall ms, median (min-max) | x first row | "
-        "peak RSS MiB, median (max) | x first row |"
+        "| app venv | command | wall ms, median (min-max) | x first row (per-round median) | "
+        "peak RSS MiB, median (max) | x first row (per-round median) |"
     )
     lines = [
         f"The schema is current (nothing to apply); each command {runs} times per venv, "
         "the commands alternating (the order rotating each round); wall time from process "
-        f"start to exit, peak RSS from GNU time. Shared machine: ratios of medians in one "
-        f"run, {datetime.datetime.now(datetime.UTC):%H:%M} UTC.",
+        "start to exit, peak RSS from GNU time. Shared machine: each ratio is the median "
+        "of the per-round ratios (the two commands ran one after the other, under the same "
+        f"load), {datetime.datetime.now(datetime.UTC):%H:%M} UTC.",
         "",
         "`migrate`: the runner (system checks included, as `manage.py migrate` runs them) "
         "against `manage.py migrate`:",

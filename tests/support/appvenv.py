@@ -4,7 +4,7 @@ The tests run the app's own code (``manage.py migrate``, ``python -m
 preflight.django migrate``) with the exact driver the app would have, never the
 test venv's.  Each venv is built once and cached under
 ``/var/tmp/preflight-appvenvs`` (``PREFLIGHT_APPVENV_CACHE`` overrides), keyed
-by its requirements and this Python's version; a file lock makes parallel
+by its requirements, this Python's version and the checkout; a file lock makes parallel
 builds wait for each other.  The preflight package is installed into it without
 dependencies, once per test session, from the wheel a release would publish
 (``tests/support/dist.py``, built once), so the venv has only what the app
@@ -55,9 +55,12 @@ class Spec(NamedTuple):
 
     @property
     def key(self) -> str:
-        """Cache key: the requirements and where the interpreter comes from."""
+        """Cache key: the requirements, where the interpreter comes from, and the checkout.
+
+        Each session installs its checkout's preflight into the venv, so two
+        checkouts (git worktrees) sharing one venv would run each other's code."""
         interpreter = sys.version.split()[0] if self.python == "host" else self.python
-        text = "\n".join([*self.requirements, *APP_EXTRAS, interpreter])
+        text = "\n".join([*self.requirements, *APP_EXTRAS, interpreter, str(REPO)])
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
     @property
