@@ -2,7 +2,7 @@
 
 Each run draws one kind of fault and a time at which it heals (some heal
 after the deadline, some never), starts the preflight (the production-like
-install in .bench/venv) with PREFLIGHT_TIMEOUT=3, heals the fault, and
+install in .bench/runtime-venv) with PREFLIGHT_TIMEOUT=3, heals the fault, and
 records what the preflight did against what the harness knows was true:
 
 - false ready: exit 0 at a moment the database was not ready (the
