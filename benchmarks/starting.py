@@ -101,10 +101,11 @@ def measure(servers: Servers, rounds: int) -> str:
             f"| CPU seconds of a 10 s wait on a closed port (start-up included), median | "
             f"{statistics.median(cpu_now):.2f} | {statistics.median(cpu_before):.2f} |",
             "",
-            "Now the schedule starts over while a server that has just begun to listen "
-            "says it is starting up (0.05-0.1, 0.1-0.2, 0.2-0.4, then 0.4-0.8 s, as a "
-            "process started at that moment had before), so the first second has up to "
-            "four logins; after it, the same 0.4-0.8 s as before.",
+            "Now a server that has just begun to listen and says it is starting up gets "
+            "quick steps (0.05-0.1, 0.1-0.2, 0.2-0.4 s), then one pause of twice the "
+            "capped delay (0.8-1.6 s) for each login that came early (the answered "
+            "knock's and the quick ones), then 0.4-0.8 s as before "
+            "(`preflight/_retry.py` `_Schedule`).",
             "",
             f"- Target: at most before's rate: "
             f"**{med:.2f} vs {then:.2f} per second — {verdict(med <= then)}**.",

@@ -6,7 +6,7 @@ hook (``on_retry``, as stamina's instrumentation does) and returns an
 database became ready or not.
 
 Between two logins it sleeps the backoff, except after a refusal: then nothing
-listens, and the pause knocks every 25-50 ms (:func:`_probe.knock`, the first
+listens, and the pause knocks every 25-200 ms (:func:`_probe.knock`, the first
 step of the next login, which a refusal keeps from reaching any server) and
 ends the moment something answers, the next login going on from that knock.
 A pause ends early at most once, so logins never come faster than the

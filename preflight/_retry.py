@@ -28,8 +28,12 @@ from ._errors import PreflightError
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
 # While nothing listens (connection refused), the pause between two logins knocks
-# every 25-50 ms: at most 40 knocks a second per process (_check.py).
-KNOCK_GAP = (0.025, 0.05)
+# every 25-200 ms, at random: at most 40 knocks a second per process, about 9 on
+# average (_check.py).  The width spreads a herd's first logins over 200 ms once
+# a server listens, so fewer land in its start-up window.
+KNOCK_GAP = (0.025, 0.2)
+# After "too many clients" a delay reaches up to this many times the base.
+CROWDED = 2.0
 
 
 class Backoff:
@@ -51,6 +55,14 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         base = self.base(attempt)
         return base * (1 - self.jitter) + self._rng.uniform(0, base * self.jitter)
+
+    def crowded(self, attempt: int) -> float:
+        """Delay after "too many clients": from the usual low end up to twice the base
+        (0.4-1.6 s at the default cap, mean 1 s), so a herd that a full server turned
+        away spreads over 1.2 s and comes back less often than the plain schedule
+        (0.4-0.8 s) would bring it."""
+        base = self.base(attempt)
+        return self._rng.uniform(base * (1 - self.jitter), CROWDED * base)
 
     def knock_gap(self) -> float:
         """The pause before the next knock (:data:`KNOCK_GAP`)."""
@@ -84,30 +96,47 @@ class _UnknownStreak:
 
 
 class _Schedule:
-    """Which step of the backoff the next delay is: the attempt's number, except
-    while a server that has just begun to listen says it is starting up.
+    """The delay before the next attempt: the attempt's own backoff step, except
+    while a server that has just begun to listen says it is starting up, or when
+    a full server turns the login away.
 
     A refused login reaches no server (nothing listens), so a long refusal says
     nothing about how busy the server will be.  When the first answer after
     refusals is "starting up" (PostgreSQL listens before its recovery ends), the
-    steps count from 1 again for as long as that lasts, as for a process started
-    at that moment (0.05-0.1 s, then doubling).  Any other answer (too many
-    clients, a pooler waiting) keeps the attempt's own step: a full server gets
-    the long delays at once.
+    steps count from 1 again (0.05-0.1, 0.1-0.2, 0.2-0.4 s) for as long as they
+    are shorter than the attempt's own, which is what notices the end of a short
+    start-up fast.  Those logins, and the one the answered knock began before its
+    pause was over, came early: each is paid back by one pause of twice the
+    attempt's own delay while the server still starts up, so a starting server
+    never sees more logins than the plain schedule would have made
+    (benchmarks/RESULTS.md 2b).  "Too many clients" gets :meth:`Backoff.crowded`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backoff: Backoff) -> None:
+        self._backoff = backoff
         self._refused = False
         self._since: int | None = None  # the first "starting up" after refusals
+        self._owed = 0  # early logins still to pay back
 
-    def step(self, attempt: int, exc: BaseException | None) -> int:
+    def delay(self, attempt: int, exc: BaseException | None) -> float:
         reason = exc.reason if isinstance(exc, PreflightError) else None
+        backoff = self._backoff
         if reason != "starting_up":
-            self._since = None
+            self._since, self._owed = None, 0
         elif self._refused and self._since is None:
-            self._since = attempt
+            self._since, self._owed = attempt, 1  # the answered knock's login was early
         self._refused = reason == "refused"
-        return attempt if self._since is None else attempt - self._since + 1
+        if reason == "too_many_clients":
+            return backoff.crowded(attempt)
+        if self._since is not None:
+            step = attempt - self._since + 1
+            if backoff.base(step) < backoff.base(attempt):
+                self._owed += 1
+                return backoff.delay(step)
+            if self._owed:
+                self._owed -= 1
+                return 2 * backoff.delay(attempt)
+        return backoff.delay(attempt)
 
 
 def retrying(
@@ -123,12 +152,12 @@ def retrying(
     the deadline, and (with no deadline) an unclassified failure for
     :data:`UNKNOWN_LIMIT` seconds in a row at most."""
     streak = _UnknownStreak(clock)
-    schedule = _Schedule()
+    schedule = _Schedule(backoff)
 
     def wait(state: tenacity.RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
         # Never sleep past the deadline: the last attempt happens right at it.
-        delay = backoff.delay(schedule.step(state.attempt_number, failure))
+        delay = schedule.delay(state.attempt_number, failure)
         return max(0.0, min(delay, deadline.remaining()))
 
     def stop(state: tenacity.RetryCallState) -> bool:

@@ -159,25 +159,80 @@ def test_alarm_is_off_without_a_deadline() -> None:
 R, S, T = Reason.REFUSED, Reason.STARTING_UP, Reason.TOO_MANY_CLIENTS
 
 
+OWN = [(0.05, 0.1), (0.1, 0.2), (0.2, 0.4)] + [(0.4, 0.8)] * 20  # attempt n's own band
+PAY = (0.8, 1.6)  # twice the capped delay: pays one early login back
+
+
 @pytest.mark.parametrize(
-    ("reasons", "steps"),
+    ("reasons", "bands"),
     [
-        ([R, R, R, R], [1, 2, 3, 4]),  # nothing listens: the schedule climbs as before
-        ([S, S, S], [1, 2, 3]),  # answered from the start: as before
-        ([R, R, R, S, S], [1, 2, 3, 1, 2]),  # starting up after refusals: from the start
-        ([R, R, T, T, R, S], [1, 2, 3, 4, 5, 1]),  # a full server: its own step at once
-        ([R, R, S, T, S], [1, 2, 1, 4, 5]),  # starting, then full: back to its own step
-        ([S, S, R, R], [1, 2, 3, 4]),  # a server that goes away keeps climbing
+        ([R, R, R, R], OWN[:4]),  # nothing listens: the schedule climbs as before
+        ([S, S, S], OWN[:3]),  # answered from the start: as before
+        # starting up after refusals: quick steps, then one long pause per early login
+        # (the knock's and the three quick ones), then the attempt's own again
+        ([R] * 3 + [S] * 9, [*OWN[:3], *OWN[:3], PAY, PAY, PAY, PAY, OWN[3], OWN[3]]),
+        ([R, R, T, T], [*OWN[:2], (0.2, 0.8), (0.4, 1.6)]),  # full: the crowded band at once
+        ([R, R, S, T, S], [*OWN[:2], OWN[0], (0.4, 1.6), OWN[4]]),  # starting, then full
+        ([S, S, R, R], OWN[:4]),  # a server that goes away keeps climbing
     ],
 )
-def test_schedule_starts_over_while_a_new_server_starts_up(
-    reasons: list[Reason], steps: list[int]
+def test_schedule_bounds_the_restart_and_spreads_a_full_servers_herd(
+    reasons: list[Reason], bands: list[tuple[float, float]]
 ) -> None:
-    """The backoff step counts attempts, from 1 again while a server that has just begun to
-    listen says it is starting up, and never for a full server."""
-    schedule = _Schedule()
-    got = [
-        schedule.step(number, error_for(reason, "x"))
-        for number, reason in enumerate(reasons, start=1)
+    """Each delay's band: quick steps after refusals then "starting up", each paid back by
+    a doubled pause; 'too many clients' from the usual low end up to twice the base."""
+    for seed in range(50):
+        schedule = _Schedule(Backoff(0.1, 0.8, 0.5, random.Random(seed)))
+        got = [
+            schedule.delay(number, error_for(reason, "x"))
+            for number, reason in enumerate(reasons, start=1)
+        ]
+        assert all(lo <= d <= hi for d, (lo, hi) in zip(got, bands, strict=True)), got
+
+
+@given(refusals=st.integers(3, 40), horizon=st.floats(4.8, 120))
+def test_a_starting_server_never_sees_more_logins_than_the_plain_schedule(
+    refusals: int, horizon: float
+) -> None:
+    """Without jitter, from six capped pauses on, a server starting up since an answered
+    knock has seen no more logins than the plain schedule (one every 0.8 s) would have."""
+    schedule = _Schedule(Backoff(0.1, 0.8, 0.0))
+    for number in range(1, refusals + 1):
+        schedule.delay(number, error_for(R, "x"))
+    logins, now, number = 1, 0.0, refusals + 1  # the knock's login, at 0
+    while (now := now + schedule.delay(number, error_for(S, "x"))) <= horizon:
+        logins, number = logins + 1, number + 1
+    assert logins <= int(horizon / 0.8) + 1
+
+
+@given(attempt=st.integers(1, 200), jitter=st.floats(0, 1), seed=st.integers())
+def test_crowded_delay_spreads_wider_and_slower_than_the_plain_one(
+    attempt: int, jitter: float, seed: int
+) -> None:
+    """After 'too many clients' a delay is never below the plain band's low end and may
+    reach twice the base: a turned-away herd spreads instead of coming back in step."""
+    backoff = Backoff(0.1, 0.8, jitter, random.Random(seed))
+    base = backoff.base(attempt)
+    assert base * (1 - jitter) - 1e-12 <= backoff.crowded(attempt) <= 2 * base + 1e-12
+
+
+def test_a_full_server_spreads_the_herd_over_three_times_the_plain_band() -> None:
+    """After 'too many clients' at the cap, 400 processes' next delays cover 0.4-1.6 s, a mean
+    near 1.0 s (the plain schedule's 0.4-0.8 s, mean 0.6, keeps a herd tighter and faster)."""
+    rng = random.Random(7)
+    delays = [
+        _Schedule(Backoff(0.1, 0.8, 0.5, rng)).delay(9, error_for(T, "x")) for _ in range(400)
     ]
-    assert got == steps
+    assert min(delays) < 0.5
+    assert max(delays) > 1.5
+    assert 0.9 < sum(delays) / len(delays) < 1.1
+
+
+def test_knock_gaps_spread_a_herd_over_200_ms() -> None:
+    """Knock gaps are random over 25-200 ms (at most 40 a second), so a herd's first logins
+    after a server begins to listen are spread over 200 ms, not bunched into 50."""
+    backoff = Backoff(0.1, 0.8, 0.5, random.Random(3))
+    gaps = [backoff.knock_gap() for _ in range(2000)]
+    assert all(0.025 <= gap <= 0.2 for gap in gaps)
+    assert min(gaps) < 0.03
+    assert max(gaps) > 0.19
