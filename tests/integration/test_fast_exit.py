@@ -189,19 +189,23 @@ def test_explain_on_a_full_disk_is_not_success(tmp_path: Path) -> None:
     assert cli.parse_events(done.stderr)[-1]["reason"] == "output_failed"
 
 
-def test_deadline_is_kept(tmp_path: Path) -> None:
-    """Against a refused port with PREFLIGHT_TIMEOUT=2 the run ends exit 10 after 2 s, not
-    sooner and well within 1 s after."""
-    env = cli.base_env(
+def _refused_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A run against a port nothing listens on, with its termination log in ``tmp_path``."""
+    return cli.base_env(
         SQL_HOST="127.0.0.1",
         SQL_PORT=str(_refused_port()),
         SQL_DATABASE="d",
         SQL_USER="u",
         SQL_PASSWORD="p",
-        PREFLIGHT_TIMEOUT="2",
         PREFLIGHT_TERMINATION_LOG=str(tmp_path / "t"),
+        **extra,
     )
-    result = cli.run(env)
+
+
+def test_deadline_is_kept(tmp_path: Path) -> None:
+    """Against a refused port with PREFLIGHT_TIMEOUT=2 the run ends exit 10 after 2 s, not
+    sooner and well within 1 s after."""
+    result = cli.run(_refused_env(tmp_path, PREFLIGHT_TIMEOUT="2"))
     assert result.code == 10
     failed = result.event("preflight.failed")
     assert failed["reason"] == "refused"
@@ -239,3 +243,32 @@ def test_sigterm_still_exits_143_with_stderr_closed(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# The entry point again, reporting the garbage collector's state as the plan is logged
+# (start-up done, no attempt made yet) and after each failed attempt (before the wait).
+_GC_SPY = (
+    "import gc, sys; "
+    "import preflight._cli as cli; "
+    "plan, retry = cli._Run._log_plan, cli._Run._on_retry; "
+    "cli._Run._log_plan = lambda self, p: (plan(self, p), "
+    "sys.stderr.write(f'GC plan {gc.isenabled()}\\n')); "
+    "cli._Run._on_retry = lambda self, d: (retry(self, d), "
+    "sys.stderr.write(f'GC wait {gc.isenabled()} {gc.get_freeze_count() > 0}\\n')); "
+    "sys.argv[0] = 'preflight'; "
+    "from preflight._entry import run; run()"
+)
+
+
+def test_collector_is_off_for_start_up_and_on_for_the_wait(tmp_path: Path) -> None:
+    """The garbage collector is off until the first attempt fails, then on, with what
+    start-up made frozen out of its reach."""
+    env = _refused_env(tmp_path, PREFLIGHT_TIMEOUT="0.5")
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_SPY], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 10, done.stderr
+    states = [line for line in done.stderr.splitlines() if line.startswith("GC ")]
+    assert states[0] == "GC plan False"
+    assert len(states) > 1
+    assert set(states[1:]) == {"GC wait True True"}
