@@ -37,9 +37,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check preflight tests scripts benchmarks
 	$(BIN)/mypy --strict preflight tests scripts benchmarks
 
-# The whole suite, slow image and manifest tests included (what CI runs).
+# The whole suite, slow image and manifest tests included (what CI runs), on
+# WORKERS processes a file at a time (pytest-xdist): most tests wait on servers,
+# so two workers on two cores take about 60 % of the serial time.  WORKERS=0 runs it in one.
+WORKERS ?= 2
 test: system-deps lint
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --cov --cov-report=term
 
 # The unit tier (tests/unit): pure logic and in-process runs of the CLI, no server, no
 # root; seconds.  A unit test that asks for a server fixture fails (tests/conftest.py).
