@@ -143,6 +143,20 @@ def _without_retry_rejection(message: str) -> str:
     return "\n".join(kept) if describe("\n".join(kept)) else message
 
 
+# 57P03 answers that last as long as the server needs: recovery (the redo after a
+# crash, a standby not yet consistent), a standby with hot_standby off, a shutdown.
+# "The database system is starting up" is a start's first moments: tens of ms.
+_LASTING = (
+    r"the database system is (not yet accepting|not accepting|in recovery mode|shutting down)"
+)
+
+
+def lasting(message: str) -> bool:
+    """Whether a "starting up" answer (57P03) names a state that lasts as long as the
+    server needs (:data:`_LASTING`) rather than a start's first moments."""
+    return re.search(_LASTING, message.lower()) is not None
+
+
 def classify(
     message: str, *, sqlstate: str | None = None, timed_out: bool = False
 ) -> tuple[Reason, str]:

@@ -43,7 +43,8 @@ class ServerFacts(NamedTuple):
 
 
 _FACTS = """
-SELECT current_setting('server_version'),
+SELECT 1,
+       current_setting('server_version'),
        pg_is_in_recovery(),
        (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid())
 """
@@ -314,6 +315,12 @@ def probe(
 ) -> ServerFacts:
     """Connect once, run ``SELECT 1`` and read the facts; raise a classified error.
 
+    After the login it is one round trip: ``BEGIN; SET LOCAL statement_timeout =
+    <time left>; SELECT 1, <facts>; COMMIT`` in one simple-protocol query string
+    (the connection in autocommit, so psycopg adds no BEGIN of its own).  Fewer
+    round trips hold a server slot for less time, which matters when a herd
+    meets a small server.  Required extensions take their own transaction after.
+
     ``reread_password`` reads a mounted password file again (PREFLIGHT_RETRY_AUTH:
     the secret may be rotated while the check waits).  With a ``doorstep`` the
     attempt writes down where it connected, and goes on with a login a knock
@@ -322,24 +329,27 @@ def probe(
     conn, address, notices = _connect(plan, deadline, connect_timeout, reread_password, doorstep)
     try:
         with conn, _cancel_at_deadline(conn):
-            left = deadline.remaining()
-            if left != float("inf"):
-                # Server side too: a query stuck on a lock ends at the deadline.
-                millis = max(1, int(left * 1000))
-                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(millis))
-            one = conn.execute("SELECT 1").fetchone()
-            if one != (1,):
+            # One round trip: the whole transaction in one simple-protocol query string
+            # (a transaction pooler hands it one server connection from BEGIN to COMMIT).
+            conn.autocommit = True
+            limit = _time_limit(deadline)
+            statements = [sql.SQL("BEGIN"), *limit, sql.SQL(_FACTS), sql.SQL("COMMIT")]
+            cursor = conn.execute(sql.SQL("; ").join(statements))
+            for _ in statements[:-2]:
+                cursor.nextset()  # past BEGIN's result (and the time limit's) to the facts
+            one, version, in_recovery, protocol = cursor.fetchone() or (None, "", False, None)
+            if one != 1:
                 raise error_for(Reason.UNKNOWN, f"SELECT 1 returned {one!r}")
-            version, in_recovery, protocol = conn.execute(_FACTS).fetchone() or ("", False, None)
             if plan.role == "rw" and in_recovery:
                 raise error_for(
                     Reason.READ_ONLY, f"{plan.host} reached a server in recovery (a standby)"
                 )
-            extensions = (
-                read_extensions(conn, require_extensions, create_extensions)
-                if require_extensions
-                else Extensions()
-            )
+            extensions = Extensions()
+            if require_extensions:
+                with conn.transaction():
+                    for statement in limit:
+                        conn.execute(statement)
+                    extensions = read_extensions(conn, require_extensions, create_extensions)
             return ServerFacts(
                 server_version=str(version),
                 tls=conn.pgconn.ssl_in_use,
@@ -351,3 +361,13 @@ def probe(
             )
     except psycopg.Error as exc:
         raise _failure(exc, plan) from None
+
+
+def _time_limit(deadline: Deadline) -> list[sql.Composed]:
+    """``SET LOCAL statement_timeout`` to the time left, so that a query stuck on a lock
+    ends at the deadline on the server too; nothing without a deadline."""
+    left = deadline.remaining()
+    if left == float("inf"):
+        return []
+    millis = max(1, int(left * 1000))
+    return [sql.SQL("SET LOCAL statement_timeout = {}").format(millis)]

@@ -24,6 +24,7 @@ import tenacity
 
 from ._deadline import Deadline
 from ._errors import PreflightError
+from ._failures import lasting
 
 # With no deadline, an unclassified failure is retried for this long in a row at most.
 UNKNOWN_LIMIT = 60.0
@@ -97,19 +98,27 @@ class _UnknownStreak:
 
 class _Schedule:
     """The delay before the next attempt: the attempt's own backoff step, except
-    while a server that has just begun to listen says it is starting up, or when
-    a full server turns the login away.
+    while a server that has just begun to listen says it is starting up, is in
+    recovery, or when a full server turns the login away.
 
     A refused login reaches no server (nothing listens), so a long refusal says
     nothing about how busy the server will be.  When the first answer after
-    refusals is "starting up" (PostgreSQL listens before its recovery ends), the
-    steps count from 1 again (0.05-0.1, 0.1-0.2, 0.2-0.4 s) for as long as they
-    are shorter than the attempt's own, which is what notices the end of a short
-    start-up fast.  Those logins, and the one the answered knock began before its
-    pause was over, came early: each is paid back by one pause of twice the
-    attempt's own delay while the server still starts up, so a starting server
-    never sees more logins than the plain schedule would have made
-    (benchmarks/RESULTS.md 2b).  "Too many clients" gets :meth:`Backoff.crowded`.
+    refusals is "the database system is starting up" (a start's first moments,
+    which end within tens of milliseconds), the steps count from 1 again
+    (0.05-0.1, 0.1-0.2, 0.2-0.4 s) for as long as they are shorter than the
+    attempt's own, which is what notices the end of a short start-up fast.  Those
+    logins, and the one the answered knock began before its pause was over, came
+    early: each is paid back by one pause of twice the attempt's own delay while
+    the server still starts up, so a starting server never sees more logins than
+    the plain schedule would have made (benchmarks/RESULTS.md 2b).
+
+    A 57P03 that names a state which lasts as long as the server needs
+    (:func:`_failures.lasting`: "not yet accepting connections" while the redo of
+    a crash recovery runs, a standby, a shutdown) gets no quick steps but
+    :meth:`Backoff.crowded`, as "too many clients" does: a herd whose knocks all
+    landed in a crash recovery would otherwise come back in step the moment the
+    recovery ends and fill a small server's slots at once (benchmarks/RESULTS.md
+    3); spread over 1.2 s, it comes back at a pace the server can take.
     """
 
     def __init__(self, backoff: Backoff) -> None:
@@ -121,12 +130,14 @@ class _Schedule:
     def delay(self, attempt: int, exc: BaseException | None) -> float:
         reason = exc.reason if isinstance(exc, PreflightError) else None
         backoff = self._backoff
-        if reason != "starting_up":
+        starting = reason == "starting_up"
+        lasts = starting and isinstance(exc, PreflightError) and lasting(exc.message)
+        if not starting or lasts:
             self._since, self._owed = None, 0
         elif self._refused and self._since is None:
             self._since, self._owed = attempt, 1  # the answered knock's login was early
         self._refused = reason == "refused"
-        if reason == "too_many_clients":
+        if reason == "too_many_clients" or lasts:
             return backoff.crowded(attempt)
         if self._since is not None:
             step = attempt - self._since + 1

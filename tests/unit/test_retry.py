@@ -236,3 +236,44 @@ def test_knock_gaps_spread_a_herd_over_200_ms() -> None:
     assert all(0.025 <= gap <= 0.2 for gap in gaps)
     assert min(gaps) < 0.03
     assert max(gaps) > 0.19
+
+
+@pytest.mark.parametrize(
+    ("message", "band"),
+    [
+        ("FATAL:  the database system is starting up", OWN[0]),
+        ("FATAL:  the database system is not yet accepting connections", (0.2, 0.8)),
+        ("FATAL:  the database system is not accepting connections", (0.2, 0.8)),
+        ("FATAL:  the database system is in recovery mode", (0.2, 0.8)),
+        ("FATAL:  the database system is shutting down", (0.2, 0.8)),
+    ],
+)
+def test_a_recovering_server_gets_the_crowded_band_not_quick_steps(
+    message: str, band: tuple[float, float]
+) -> None:
+    """After refusals, a start's first moments get a quick step; recovery, a standby or a
+    shutdown (states that last) get the crowded band, so a herd that met a crash recovery
+    comes back spread over 1.2 s instead of in step when the redo ends."""
+    for seed in range(50):
+        schedule = _Schedule(Backoff(0.1, 0.8, 0.5, random.Random(seed)))
+        schedule.delay(1, error_for(R, "connection refused"))
+        schedule.delay(2, error_for(R, "connection refused"))
+        delay = schedule.delay(3, error_for(S, message))
+        assert band[0] <= delay <= band[1], delay
+        later = schedule.delay(4, error_for(S, message))
+        assert (OWN[1] if band == OWN[0] else (0.4, 1.6))[0] <= later
+
+
+def test_a_recovering_herd_comes_back_spread_over_1_2_s() -> None:
+    """400 processes that met "not yet accepting connections" right after refusals (attempt 9,
+    at the cap) come back over 0.4-1.6 s, mean near 1 s: no quick step bunches them."""
+    rng = random.Random(11)
+    recovering = error_for(S, "FATAL:  the database system is not yet accepting connections")
+    delays = []
+    for _ in range(400):
+        schedule = _Schedule(Backoff(0.1, 0.8, 0.5, rng))
+        schedule.delay(8, error_for(R, "connection refused"))
+        delays.append(schedule.delay(9, recovering))
+    assert min(delays) < 0.5
+    assert max(delays) > 1.5
+    assert 0.9 < sum(delays) / len(delays) < 1.1
