@@ -88,6 +88,20 @@ def test_ready_at_once(plain_server: Any, tmp_path: Path) -> None:
     assert result.event("preflight.plan")["kind"] == "local"
 
 
+def test_one_round_trip_after_the_login(make_server: ServerFactory, tmp_path: Path) -> None:
+    """After its login the check sends the server one query string, the whole transaction
+    with the time limit in it (log_statement=all), so a login holds a slot that briefly."""
+    server = make_server("oneround", settings={"log_statement": "all"})
+    server.logfile.write_text("")
+    run(app_env(server, tmp_path, PREFLIGHT_TIMEOUT="30"), tmp_path, 0)
+    log = server.log_text()
+    assert log.count("statement: ") == 1, log
+    sent = log.split("statement: ")[1]
+    assert sent.startswith("BEGIN; SET LOCAL statement_timeout = ")
+    assert "pg_is_in_recovery()" in sent
+    assert sent.rstrip().endswith("COMMIT")
+
+
 def test_check_subcommand_is_the_default(plain_server: Any, tmp_path: Path) -> None:
     """`preflight check` does what plain `preflight` does."""
     run(app_env(plain_server, tmp_path), tmp_path, 0, "check").event("preflight.ready")
