@@ -42,7 +42,7 @@ lint: $(STAMP)
 # so two workers on two cores take about 60 % of the serial time.  WORKERS=0 runs it in one.
 WORKERS ?= 2
 test: system-deps lint
-	$(BIN)/pytest -n $(WORKERS) --dist loadfile --cov --cov-report=term
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --cov --cov-report=term
 
 # The unit tier (tests/unit): pure logic and in-process runs of the CLI, no server, no
 # root; seconds.  A unit test that asks for a server fixture fails (tests/conftest.py).

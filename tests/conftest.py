@@ -128,14 +128,25 @@ def server_tls(ca: Any) -> tuple[str, str]:
 
 _skipped: list[str] = []
 
-# The longest files, started first: `make test` runs the suite on two workers a file at a
-# time (pytest-xdist, --dist loadfile), and a long file handed out last would run alone.
-_FIRST = ("tests/test_benchmarks_smoke.py", "tests/integration/test_migrate_faults.py")
+# The longest files (in this order), started first: `make test` runs the suite on two
+# workers a file at a time, in collection order (pytest-xdist, --dist loadfile
+# --no-loadscope-reorder), and a long file handed out last would run alone at the end.
+_FIRST = (
+    "tests/test_benchmarks_smoke.py",
+    "tests/integration/test_migrate_faults.py",
+    "tests/integration/test_migrate.py",
+    "tests/integration/test_agreement.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Move the longest files to the front (a stable sort keeps every other order)."""
-    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in _FIRST)
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return _FIRST.index(path) if path in _FIRST else len(_FIRST)
+
+    items.sort(key=rank)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

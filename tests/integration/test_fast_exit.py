@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,18 @@ OUTCOMES: dict[str, tuple[Callable[[Any], dict[str, str]], int, str]] = {
 }
 
 
+# Whether the deadline stops the loop between two attempts or cuts the last one short
+# depends on timing (a loaded machine): the message then says so in this clause.
+_CUT_SHORT = re.compile(
+    r" \(then the deadline \([^)]*\) passed during an attempt, which it cut short\)"
+)
+
+
+def _steady(text: str) -> str:
+    """``text`` without the clause that depends on where the deadline fell."""
+    return _CUT_SHORT.sub("", text)
+
+
 def _reference(server: Any, tmp_path: Path, outcome: str) -> tuple[dict[str, str], cli.Run, str]:
     changes, code, _ = OUTCOMES[outcome]
     env = app_env(server, tmp_path, **changes(server))
@@ -136,11 +149,11 @@ def test_final_event_through_head_is_complete(
         name for name in reference.names() if name != retries
     ]
     varies = ("timestamp", "elapsed", "attempts")  # attempts too: the jitter decides
-    assert {k: v for k, v in events[-1].items() if k not in varies} == {
-        k: v for k, v in reference.events[-1].items() if k not in varies
+    assert {k: _steady(str(v)) for k, v in events[-1].items() if k not in varies} == {
+        k: _steady(str(v)) for k, v in reference.events[-1].items() if k not in varies
     }
     termination = tmp_path / "termination-log"
-    assert (termination.read_text() if termination.exists() else "") == message
+    assert _steady(termination.read_text() if termination.exists() else "") == _steady(message)
 
 
 @pytest.mark.parametrize("outcome", list(OUTCOMES))
@@ -168,7 +181,7 @@ def test_exit_code_and_termination_message_without_a_stderr(
             )
     assert done.returncode == code
     termination = tmp_path / "termination-log"
-    assert (termination.read_text() if termination.exists() else "") == message
+    assert _steady(termination.read_text() if termination.exists() else "") == _steady(message)
     assert bool(message) == bool(code)  # a failure always leaves its one line
 
 
