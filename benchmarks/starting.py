@@ -101,10 +101,13 @@ def measure(servers: Servers, rounds: int) -> str:
             f"| CPU seconds of a 10 s wait on a closed port (start-up included), median | "
             f"{statistics.median(cpu_now):.2f} | {statistics.median(cpu_before):.2f} |",
             "",
-            "Now a server that has just begun to listen and says it is starting up gets "
-            "quick steps (0.05-0.1, 0.1-0.2, 0.2-0.4 s), then one pause of twice the "
-            "capped delay (0.8-1.6 s) for each login that came early (the answered "
-            "knock's and the quick ones), then 0.4-0.8 s as before "
+            "Now this answer (a state that lasts, as a crash recovery's \"not yet accepting "
+            'connections" and a shutdown do) gets the crowded pause, 0.4-1.6 s at the cap '
+            'and 1 s on average. "The database system is starting up", a start\'s first '
+            "moments, gets quick steps (0.05-0.1, 0.1-0.2, 0.2-0.4 s), then one pause of "
+            "twice the capped delay (0.8-1.6 s) for each login that came early (the answered "
+            "knock's and the quick ones), then 0.4-0.8 s as before; no real server stays "
+            "there for seconds, so that bound is a property in `tests/unit/test_retry.py` "
             "(`preflight/_retry.py` `_Schedule`).",
             "",
             f"- Target: at most before's rate: "
