@@ -39,7 +39,7 @@ lint: $(STAMP)
 
 # The whole suite, slow image and manifest tests included (what CI runs), on
 # WORKERS processes a file at a time (pytest-xdist): most tests wait on servers,
-# so two workers on two cores take about 60 % of the serial time.  WORKERS=0 runs it in one.
+# so two workers on two cores take about half the serial time.  WORKERS=0 runs it in one.
 WORKERS ?= 2
 test: system-deps lint
 	$(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --cov --cov-report=term
