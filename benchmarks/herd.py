@@ -30,6 +30,7 @@ class Herd:
     received: int
     too_many: int
     starting_up: int
+    recovering: int
     peak: int
     attempts: int
     last_first: float
@@ -119,6 +120,7 @@ def _herd(server: pg.LocalServer, command: str, processes: int, down: float) -> 
         received=log.count("connection received: host=127.0.0.1"),
         too_many=log.count("too many clients") + log.count("remaining connection slots"),
         starting_up=log.count("the database system is starting up"),
+        recovering=log.count("the database system is not yet accepting connections"),
         peak=peak[0],
         attempts=len(attempt_times),
         last_first=max(first_attempts),
@@ -161,6 +163,11 @@ def measure(servers: Servers, processes: int, down: float) -> str:
             ),
             row("of those refused as too many clients", now.too_many, before.too_many),
             row("of those refused as starting up", now.starting_up, before.starting_up),
+            row(
+                'of those refused in its crash recovery ("not yet accepting connections")',
+                now.recovering,
+                before.recovering,
+            ),
             row(
                 "peak concurrent client connections (pg_stat_activity, 5 ms polling)",
                 now.peak,
