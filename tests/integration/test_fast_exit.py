@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_check import app_env
+from tests.integration.test_check import app_env, closed_port_env
 from tests.support import cli
-from tests.support.pg import APP_PASSWORD
+from tests.support.pg import APP_PASSWORD, free_port
 
 # The preflight's own entry point, with an atexit hook that would speak at teardown.
 _TEARDOWN_SPY = (
@@ -86,12 +86,6 @@ def test_stdout_through_head_is_complete(args: tuple[str, ...], tmp_path: Path) 
         json.loads(out)
 
 
-def _refused_port() -> int:
-    from tests.support.pg import free_port
-
-    return free_port()
-
-
 # name -> (environment changes, exit code, the last event)
 OUTCOMES: dict[str, tuple[Callable[[Any], dict[str, str]], int, str]] = {
     "ready": (lambda server: {}, 0, "preflight.ready"),
@@ -101,7 +95,7 @@ OUTCOMES: dict[str, tuple[Callable[[Any], dict[str, str]], int, str]] = {
         "preflight.failed",
     ),
     "deadline": (
-        lambda server: {"SQL_PORT": str(_refused_port()), "PREFLIGHT_TIMEOUT": "1"},
+        lambda server: {"SQL_PORT": str(free_port()), "PREFLIGHT_TIMEOUT": "1"},
         10,
         "preflight.failed",
     ),
@@ -202,23 +196,10 @@ def test_explain_on_a_full_disk_is_not_success(tmp_path: Path) -> None:
     assert cli.parse_events(done.stderr)[-1]["reason"] == "output_failed"
 
 
-def _refused_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A run against a port nothing listens on, with its termination log in ``tmp_path``."""
-    return cli.base_env(
-        SQL_HOST="127.0.0.1",
-        SQL_PORT=str(_refused_port()),
-        SQL_DATABASE="d",
-        SQL_USER="u",
-        SQL_PASSWORD="p",
-        PREFLIGHT_TERMINATION_LOG=str(tmp_path / "t"),
-        **extra,
-    )
-
-
 def test_deadline_is_kept(tmp_path: Path) -> None:
     """Against a refused port with PREFLIGHT_TIMEOUT=2 the run ends exit 10 after 2 s, not
     sooner and well within 1 s after."""
-    result = cli.run(_refused_env(tmp_path, PREFLIGHT_TIMEOUT="2"))
+    result = cli.run(closed_port_env(tmp_path, timeout="2"))
     assert result.code == 10
     failed = result.event("preflight.failed")
     assert failed["reason"] == "refused"
@@ -228,13 +209,7 @@ def test_deadline_is_kept(tmp_path: Path) -> None:
 
 def test_sigterm_still_exits_143_with_stderr_closed(tmp_path: Path) -> None:
     """SIGTERM while waiting: exit 143 through the fast exit, even with stderr closed."""
-    env = cli.base_env(
-        SQL_HOST="127.0.0.1",
-        SQL_PORT=str(_refused_port()),
-        SQL_DATABASE="d",
-        SQL_USER="u",
-        PREFLIGHT_TIMEOUT="0",
-    )
+    env = closed_port_env(tmp_path, timeout="0")
     proc = subprocess.Popen(
         _spy(),
         env={**env, "PREFLIGHT_LOG_FORMAT": "json"},
@@ -276,7 +251,7 @@ _GC_SPY = (
 def test_collector_is_off_for_start_up_and_on_for_the_wait(tmp_path: Path) -> None:
     """The garbage collector is off until the first attempt fails, then on, with what
     start-up made frozen out of its reach."""
-    env = _refused_env(tmp_path, PREFLIGHT_TIMEOUT="0.5")
+    env = closed_port_env(tmp_path, timeout="0.5")
     done = subprocess.run(
         [sys.executable, "-c", _GC_SPY], env=env, capture_output=True, text=True, timeout=60
     )
