@@ -54,17 +54,18 @@ def lock_key(database: str) -> int:
 
 
 def app_env(host: str, port: int, database: str, **extra: str) -> dict[str, str]:
-    """The app's environment for the test project (tests/fixtures/djangoapp)."""
-    return cli.base_env(
-        SQL_HOST=host,
-        SQL_PORT=str(port),
-        SQL_DATABASE=database,
-        SQL_USER=pg.APP_USER,
-        SQL_PASSWORD=pg.APP_PASSWORD,
-        DJANGO_SETTINGS_MODULE="appsite.settings",
-        PREFLIGHT_TERMINATION_LOG=os.devnull,
-        **extra,
-    )
+    """The app's environment for the test project (tests/fixtures/djangoapp); ``extra``
+    adds to it or overrides it."""
+    variables = {
+        "SQL_HOST": host,
+        "SQL_PORT": str(port),
+        "SQL_DATABASE": database,
+        "SQL_USER": pg.APP_USER,
+        "SQL_PASSWORD": pg.APP_PASSWORD,
+        "DJANGO_SETTINGS_MODULE": "appsite.settings",
+        "PREFLIGHT_TERMINATION_LOG": os.devnull,
+    }
+    return cli.base_env(**(variables | extra))
 
 
 def new_database(server: pg.LocalServer, prefix: str = "mf") -> str:
