@@ -156,6 +156,18 @@ def app_env(server: pg.LocalServer, **extra: str) -> dict[str, str]:
     }
 
 
+def closed_port_env(**extra: str) -> dict[str, str]:
+    """The app's settings pointing at a loopback port where nothing listens."""
+    return {
+        **base_env(),
+        "SQL_HOST": "127.0.0.1",
+        "SQL_PORT": str(pg.free_port()),
+        "SQL_DATABASE": "d",
+        "SQL_USER": "u",
+        **extra,
+    }
+
+
 def event_time(event: dict[str, Any]) -> float:
     """An event's ``timestamp`` as seconds since the epoch."""
     stamp = str(event["timestamp"]).replace("Z", "+00:00")

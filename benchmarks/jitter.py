@@ -7,22 +7,14 @@ import subprocess
 import time
 from collections import Counter
 
-from benchmarks.common import PREFLIGHT, Servers, attempt_stamps, base_env
-from tests.support import pg
+from benchmarks.common import PREFLIGHT, Servers, attempt_stamps, closed_port_env
 
 TITLE = "3b. Jitter among waiting processes"
 
 
 def measure(processes: int, seconds: float) -> str:
     """100 processes wait on a closed port; how evenly do their attempts spread?"""
-    env = {
-        **base_env(),
-        "SQL_HOST": "127.0.0.1",
-        "SQL_PORT": str(pg.free_port()),
-        "SQL_DATABASE": "d",
-        "SQL_USER": "u",
-        "PREFLIGHT_TIMEOUT": "0",
-    }
+    env = closed_port_env(PREFLIGHT_TIMEOUT="0")
     wall0 = time.time()
     procs = [
         subprocess.Popen(

@@ -16,7 +16,7 @@ from benchmarks.common import (
     PREFLIGHT,
     Servers,
     app_env,
-    base_env,
+    closed_port_env,
     verdict,
 )
 from tests.support import pg
@@ -49,15 +49,7 @@ def _cpu_while_refused(command: str, seconds: int) -> float:
     """CPU seconds (user + system) of a run that waits ``seconds`` on a closed port."""
     import tempfile
 
-    env = {
-        **base_env(),
-        "SQL_HOST": "127.0.0.1",
-        "SQL_PORT": str(pg.free_port()),
-        "SQL_DATABASE": "d",
-        "SQL_USER": "u",
-        "SQL_PASSWORD": "p",
-        "PREFLIGHT_TIMEOUT": str(seconds),
-    }
+    env = closed_port_env(SQL_PASSWORD="p", PREFLIGHT_TIMEOUT=str(seconds))  # noqa: S106 - nothing listens
     with tempfile.NamedTemporaryFile("r") as report:
         subprocess.run(
             ["/usr/bin/time", "-f", "%U %S", "-o", report.name, command],
