@@ -14,6 +14,15 @@ import re
 from ._errors import PreflightError, error_for
 from ._exit_codes import Reason
 
+# 57P03 answers that last as long as the server needs: recovery (the redo after a
+# crash, a standby not yet consistent), a standby with hot_standby off, a shutdown.
+# "The database system is starting up" is a start's first moments: tens of ms.
+# Both are Reason.STARTING_UP; the retry schedule tells them apart (lasting()).
+_LASTING_STATES = (
+    r"shutting down|in recovery mode|not yet accepting connections|not accepting connections"
+)
+_LASTING = rf"the database system is ({_LASTING_STATES})"
+
 # (pattern, reason): first match wins, searched in the lower-cased message.
 # Plain strings: the re module compiles them on first use, not at import.
 PATTERNS: tuple[tuple[str, Reason], ...] = (
@@ -37,11 +46,7 @@ PATTERNS: tuple[tuple[str, Reason], ...] = (
     (r"connection refused", Reason.REFUSED),
     (r'on socket ".*" failed: no such file or directory', Reason.REFUSED),
     (r"no route to host|network is unreachable|host is unreachable", Reason.NETWORK),
-    (
-        r"the database system is (starting up|shutting down|in recovery mode|"
-        r"not yet accepting connections|not accepting connections)",
-        Reason.STARTING_UP,
-    ),
+    (rf"the database system is (starting up|{_LASTING_STATES})", Reason.STARTING_UP),
     (
         r"too many clients|remaining connection slots are reserved|"
         r"no more connections allowed|too many connections for",
@@ -141,14 +146,6 @@ def _without_retry_rejection(message: str) -> str:
     """``message`` less the unencrypted retry's refusal, when another failure is there."""
     kept = [line for line in message.splitlines() if not _UNENCRYPTED_REJECTED.search(line)]
     return "\n".join(kept) if describe("\n".join(kept)) else message
-
-
-# 57P03 answers that last as long as the server needs: recovery (the redo after a
-# crash, a standby not yet consistent), a standby with hot_standby off, a shutdown.
-# "The database system is starting up" is a start's first moments: tens of ms.
-_LASTING = (
-    r"the database system is (not yet accepting|not accepting|in recovery mode|shutting down)"
-)
 
 
 def lasting(message: str) -> bool:
