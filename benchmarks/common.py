@@ -139,7 +139,14 @@ def verdict(ok: bool) -> str:
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQL_", "PREFLIGHT_", "PG"))}
+    """This environment without the app's settings, and without PYTHONPATH: each
+    contender imports the package installed in its own venv (the smoke test sets
+    PYTHONPATH to the checkout, which the baseline would import instead)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SQL_", "PREFLIGHT_", "PG")) and k != "PYTHONPATH"
+    }
     env["PREFLIGHT_LOG_FORMAT"] = "json"
     return env
 
