@@ -5,6 +5,7 @@ and its section of benchmarks/RESULTS.md is rewritten when it runs.
     make chaos                         # the randomised fault injection (benchmarks/chaos.py)
     make chaos-migrate                 # concurrent migrate runners under faults (migrate_chaos.py)
     .venv/bin/python -m benchmarks.run startup recovery herd jitter image
+    .venv/bin/python -m benchmarks.run tradeoff       # the herd against the notice target (17 min)
     .venv/bin/python -m benchmarks.run chaos --chaos-runs 600
     .venv/bin/python -m benchmarks.run migrate-chaos --chaos-runs 200
     .venv/bin/python -m benchmarks.run migrate-cost   # the runner against manage.py migrate
@@ -34,6 +35,7 @@ SCENARIOS = {
     "recovery": "notice",
     "starting": "starting",
     "herd": "herd",
+    "tradeoff": "tradeoff",
     "jitter": "jitter",
     "image": "image",
     "chaos": "chaos",
@@ -43,7 +45,7 @@ SCENARIOS = {
 # Parts that take --chaos-runs: (default runs, smoke runs).
 CHAOS_RUNS = {"chaos": (500, 14), "migrate-chaos": (200, 9)}
 # What `make bench` runs; the chaos runs have their own targets (`make chaos`,
-# `make chaos-migrate`), they take long.
+# `make chaos-migrate`), they take long, and so does the knock-gap trade-off.
 DEFAULT = ["startup", "recovery", "starting", "herd", "jitter", "image"]
 HEADER = "Written by `benchmarks/run.py` (one module per section); do not edit by hand."
 

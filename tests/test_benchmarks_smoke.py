@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import chaos, migrate_chaos
+from benchmarks import chaos, migrate_chaos, tradeoff
 from benchmarks import run as runner
+from preflight._retry import KNOCK_GAP
 from tests.support.ci import unavailable
 from tests.support.pgbouncer import pgbouncer_binary
 
@@ -45,6 +46,17 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
         assert heading in text
     assert "| preflight |" in text
     assert "| exit codes | {0: 5} | {0: 5} |" in text
+
+
+@pytest.mark.slow
+def test_tradeoff_smoke(tmp_path: Path) -> None:
+    """The knock-gap trade-off runs this checkout beside a copy that knocks less often."""
+    text = _bench(tmp_path / "results.md", "tradeoff", "--smoke")
+    assert "## 3c. The herd against the notice target" in text
+    low, high = KNOCK_GAP
+    assert f"| now, {low:g}-{high:g} s (this checkout) |" in text
+    wider_low, wider_high = tradeoff.WIDER[0]
+    assert f"| {wider_low:g}-{wider_high:g} s |" in text
 
 
 def _chaos(tmp_path: Path, part: str, runs: int, kept: str) -> str:
