@@ -208,6 +208,12 @@ Kind = TypeVar("Kind")
 Result = TypeVar("Result")
 
 
+def in_turn(items: Sequence[Kind], index: int) -> list[Kind]:
+    """``items`` in round ``index``'s order: as given in even rounds, reversed in odd
+    ones, so no contender always goes first."""
+    return list(items) if index % 2 == 0 else list(items)[::-1]
+
+
 def chaos_rounds(
     kinds: Sequence[Kind],
     runs: int,

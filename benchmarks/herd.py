@@ -23,6 +23,7 @@ from benchmarks.common import (
     app_env,
     attempt_stamps,
     event_time,
+    in_turn,
     percentile,
     verdict,
 )
@@ -181,6 +182,15 @@ def _herd(server: pg.LocalServer, command: str, processes: int, down: float) -> 
     )
 
 
+def fresh_herd(servers: Servers, name: str, command: str, processes: int, down: float) -> Herd:
+    """One herd against a fresh server of its own (:data:`SETTINGS`), stopped after."""
+    server = servers.make(name, settings=SETTINGS)
+    try:
+        return _herd(server, command, processes, down)
+    finally:
+        server.stop()
+
+
 def _spread(values: list[int]) -> str:
     return f"{statistics.median(values):g} ({min(values)}-{max(values)})"
 
@@ -188,12 +198,9 @@ def _spread(values: list[int]) -> str:
 def measure(servers: Servers, processes: int, down: float, rounds: int) -> str:
     herds: dict[str, list[Herd]] = {PREFLIGHT: [], BASELINE: []}
     for index in range(rounds):
-        order = [PREFLIGHT, BASELINE] if index % 2 == 0 else [BASELINE, PREFLIGHT]
-        for command in order:
+        for command in in_turn([PREFLIGHT, BASELINE], index):
             name = f"herd-{index}-{'now' if command == PREFLIGHT else 'before'}"
-            server = servers.make(name, settings=SETTINGS)
-            herds[command].append(_herd(server, command, processes, down))
-            server.stop()
+            herds[command].append(fresh_herd(servers, name, command, processes, down))
     now, before = herds[PREFLIGHT], herds[BASELINE]
 
     def row(name: str, measure: Callable[[Herd], str]) -> str:

@@ -5,7 +5,7 @@ and its section of benchmarks/RESULTS.md is rewritten when it runs.
     make chaos                         # the randomised fault injection (benchmarks/chaos.py)
     make chaos-migrate                 # concurrent migrate runners under faults (migrate_chaos.py)
     .venv/bin/python -m benchmarks.run startup recovery herd jitter image
-    .venv/bin/python -m benchmarks.run tradeoff       # the herd against the notice target (17 min)
+    .venv/bin/python -m benchmarks.run tradeoff       # the herd against the notice target (15 min)
     .venv/bin/python -m benchmarks.run chaos --chaos-runs 600
     .venv/bin/python -m benchmarks.run migrate-chaos --chaos-runs 200
     .venv/bin/python -m benchmarks.run migrate-cost   # the runner against manage.py migrate

@@ -17,6 +17,7 @@ from benchmarks.common import (
     Servers,
     app_env,
     closed_port_env,
+    in_turn,
     verdict,
 )
 from tests.support import pg
@@ -72,7 +73,7 @@ def measure(servers: Servers, rounds: int) -> str:
     before: list[float] = []
     for index in range(rounds):
         pairs = [(PREFLIGHT, now), (BASELINE, before)]
-        for command, into in pairs if index % 2 == 0 else pairs[::-1]:
+        for command, into in in_turn(pairs, index):
             into.append(_one(server, command))
     server.stop()
     cpu_now = [_cpu_while_refused(PREFLIGHT, 10) for _ in range(rounds)]
